@@ -1,0 +1,278 @@
+/* connector.c - see connector.h. */
+#include "connector.h"
+#include "kafka.h"
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *sl_task_state_name(sl_task_state_t s) {
+    switch (s) {
+    case SL_TASK_UNASSIGNED: return "UNASSIGNED";
+    case SL_TASK_RUNNING: return "RUNNING";
+    case SL_TASK_FAILED: return "FAILED";
+    case SL_TASK_STOPPED: return "STOPPED";
+    }
+    return "UNKNOWN";
+}
+
+typedef struct problems {
+    sl_config_error_fn fn;
+    void *arg;
+    const char *prefix; /* "transforms.w." while validating a transform */
+    int count;
+} problems_t;
+
+static void problem(problems_t *p, const char *key, const char *fmt, ...) SLUICE_PRINTF(3, 4);
+static void problem(problems_t *p, const char *key, const char *fmt, ...) {
+    char msg[512], full[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof(full), "%s%s", p->prefix ? p->prefix : "", key);
+    p->count++;
+    if (p->fn) p->fn(p->arg, full, msg);
+}
+
+static void on_def_error(void *arg, const char *key, const char *message) {
+    problem(arg, key, "%s", message);
+}
+
+static void validate_plugin_config(const sl_plugin_t *pl, const sl_props_t *cfg, problems_t *p) {
+    sl_config_validate(cfg, pl->desc->config, pl->desc->config_def_size, on_def_error, p);
+}
+
+static void validate_int_key(const sl_props_t *cfg, const char *key, int64_t min, int64_t max,
+                             problems_t *p) {
+    const char *v = sl_props_get(cfg, key);
+    int64_t n;
+    if (!v) return;
+    if (sl_parse_int64(v, &n) != 0)
+        problem(p, key, "'%s' is not an integer", v);
+    else if (n < min || n > max)
+        problem(p, key, "value %lld is out of range [%lld, %lld]", (long long)n, (long long)min,
+                (long long)max);
+}
+
+/* Each alias of "transforms" must name a transform plugin with a valid
+ * config under "transforms.<alias>.". */
+static void validate_transforms(const sl_runtime_t *rt, const sl_props_t *cfg, problems_t *p) {
+    const char *list = sl_props_get(cfg, "transforms");
+    if (!list || !*list) return;
+    char *copy = strdup(list), *save = NULL;
+    for (char *a = strtok_r(copy, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+        while (*a == ' ') a++;
+        char prefix[256], key[300];
+        snprintf(prefix, sizeof(prefix), "transforms.%s.", a);
+        snprintf(key, sizeof(key), "%stype", prefix);
+        const char *type = sl_props_get(cfg, key);
+        const sl_plugin_t *pl = type ? sl_registry_find(rt->registry, type) : NULL;
+        if (!type || !*type) {
+            problem(p, key, "missing: transform '%s' needs a type", a);
+        } else if (!pl) {
+            problem(p, key, "no transform plugin named '%s' on plugin.path", type);
+        } else if (pl->desc->kind != SLUICE_PLUGIN_TRANSFORM) {
+            problem(p, key, "plugin '%s' is a %s, not a transform", type,
+                    sl_plugin_kind_name(pl->desc->kind));
+        } else {
+            sl_props_t *sub = sl_props_sub(cfg, prefix);
+            problems_t sp = {p->fn, p->arg, prefix, 0};
+            if (sub) validate_plugin_config(pl, sub, &sp);
+            p->count += sp.count;
+            sl_props_free(sub);
+        }
+    }
+    free(copy);
+}
+
+int sl_connector_validate(const sl_runtime_t *rt, const sl_props_t *cfg,
+                          sl_config_error_fn on_error, void *arg) {
+    problems_t p = {on_error, arg, NULL, 0};
+    const char *cls = sl_props_get(cfg, "connector.class");
+    const sl_plugin_t *pl = cls ? sl_registry_find(rt->registry, cls) : NULL;
+    if (!cls || !*cls) {
+        problem(&p, "connector.class", "missing required value");
+    } else if (!pl) {
+        problem(&p, "connector.class", "no plugin named '%s' on plugin.path", cls);
+    } else if (pl->desc->kind == SLUICE_PLUGIN_TRANSFORM) {
+        problem(&p, "connector.class", "plugin '%s' is a transform; use it in \"transforms\"", cls);
+    } else {
+        validate_plugin_config(pl, cfg, &p);
+        if (pl->desc->kind == SLUICE_PLUGIN_SINK && !sl_props_get(cfg, "topics") &&
+            !sl_props_get(cfg, "topics.regex"))
+            problem(&p, "topics", "a sink connector needs \"topics\" (or \"topics.regex\")");
+    }
+    validate_int_key(cfg, "tasks.max", 1, 1024, &p);
+    validate_int_key(cfg, "offset.flush.interval.ms", 1, 86400000, &p);
+    const char *tol = sl_props_get(cfg, "errors.tolerance");
+    if (tol && strcmp(tol, "none") != 0 && strcmp(tol, "all") != 0)
+        problem(&p, "errors.tolerance", "'%s' is not one of none|all", tol);
+    validate_transforms(rt, cfg, &p);
+    return p.count;
+}
+
+/* Collects validation problems into one message. */
+typedef struct collect {
+    char *buf;
+    size_t len, used;
+} collect_t;
+
+static void collect_error(void *arg, const char *key, const char *message) {
+    collect_t *c = arg;
+    int n = snprintf(c->buf + c->used, c->len - c->used, "%s'%s': %s", c->used ? "; " : "", key,
+                     message);
+    if (n > 0) c->used += (size_t)n < c->len - c->used ? (size_t)n : c->len - c->used - 1;
+}
+
+static int build_transforms(sl_connector_t *c, char *err, size_t errlen) {
+    const char *list = sl_props_get(c->config, "transforms");
+    if (!list || !*list) return 0;
+    char *copy = strdup(list), *save = NULL;
+    size_t cap = 1;
+    for (const char *s = list; *s; s++) cap += *s == ',';
+    c->transforms = calloc(cap, sizeof(*c->transforms));
+    if (!copy || !c->transforms) {
+        free(copy);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (char *a = strtok_r(copy, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+        while (*a == ' ') a++;
+        char prefix[256];
+        snprintf(prefix, sizeof(prefix), "transforms.%s.", a);
+        sl_props_t *sub = sl_props_sub(c->config, prefix);
+        sl_transform_def_t *d = &c->transforms[c->ntransforms++];
+        d->alias = strdup(a);
+        d->config = sub;
+        d->plugin = sub ? sl_registry_find(c->rt->registry, sl_props_get(sub, "type")) : NULL;
+    }
+    free(copy);
+    return 0;
+}
+
+/* Registers every SECRET value with the log masker. */
+static void register_secrets(const sl_plugin_t *pl, const sl_props_t *cfg) {
+    const char *p = (const char *)pl->desc->config;
+    for (; p && ((const sluice_config_def_t *)p)->name; p += pl->desc->config_def_size) {
+        const sluice_config_def_t *d = (const sluice_config_def_t *)p;
+        if (d->flags & SLUICE_CONFIG_SECRET) sl_log_add_secret(sl_props_get(cfg, d->name));
+    }
+}
+
+sl_connector_t *sl_connector_new(const sl_runtime_t *rt, const char *name, const sl_props_t *config,
+                                 char *err, size_t errlen) {
+    collect_t col = {err, errlen, 0};
+    err[0] = '\0';
+    if (sl_connector_validate(rt, config, collect_error, &col) > 0) return NULL;
+    sl_connector_t *c = calloc(1, sizeof(*c));
+    if (!c || !(c->name = strdup(name)) || !(c->config = sl_props_dup(config))) {
+        snprintf(err, errlen, "out of memory");
+        sl_connector_free(c);
+        return NULL;
+    }
+    c->rt = rt;
+    c->plugin = sl_registry_find(rt->registry, sl_props_get(config, "connector.class"));
+    int64_t n = 1;
+    const char *v = sl_props_get(config, "tasks.max");
+    if (v) sl_parse_int64(v, &n);
+    c->tasks_max = (int)n;
+    c->flush_interval_ms = 10000;
+    v = sl_props_get(config, "offset.flush.interval.ms");
+    if (!v) v = sl_props_get(rt->worker, "offset.flush.interval.ms");
+    if (v) sl_parse_int64(v, &c->flush_interval_ms);
+    v = sl_props_get(config, "errors.tolerance");
+    c->tolerate_errors = v && strcmp(v, "all") == 0;
+    v = sl_props_get(config, "errors.deadletterqueue.topic.name");
+    if (v && *v) c->dlq_topic = strdup(v);
+    register_secrets(c->plugin, config);
+    if (build_transforms(c, err, errlen) != 0) goto fail;
+    for (size_t i = 0; i < c->ntransforms; i++)
+        register_secrets(c->transforms[i].plugin, c->transforms[i].config);
+    const char *def_value = "json";
+    if (sl_converter_init(&c->key_conv, "key.converter", config, rt->worker, "string",
+                          rt->svc.schemas, err, errlen) != 0 ||
+        sl_converter_init(&c->value_conv, "value.converter", config, rt->worker, def_value,
+                          rt->svc.schemas, err, errlen) != 0)
+        goto fail;
+    return c;
+fail:
+    sl_connector_free(c);
+    return NULL;
+}
+
+int sl_connector_start(sl_connector_t *c, char *err, size_t errlen) {
+    c->runners = calloc((size_t)c->tasks_max, sizeof(*c->runners));
+    if (!c->runners) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    void *(*main_fn)(void *) = c->plugin->desc->kind == SLUICE_PLUGIN_SOURCE
+                                   ? sl_source_runner_main
+                                   : sl_sink_runner_main;
+    for (int i = 0; i < c->tasks_max; i++) {
+        sl_runner_t *r = &c->runners[i];
+        r->conn = c;
+        r->id = i;
+        atomic_store(&r->state, SL_TASK_UNASSIGNED);
+        if (pthread_create(&r->thread, NULL, main_fn, r) != 0) {
+            snprintf(err, errlen, "cannot start task %d: thread creation failed", i);
+            return -1;
+        }
+        r->thread_started = 1;
+    }
+    SL_INFO(c->name, "started %d %s task(s) of plugin %s %s", c->tasks_max,
+            sl_plugin_kind_name(c->plugin->desc->kind), c->plugin->desc->name,
+            c->plugin->desc->version);
+    return 0;
+}
+
+void sl_connector_stop(sl_connector_t *c) {
+    if (!c || !c->runners) return;
+    atomic_store(&c->stopping, 1);
+    for (int i = 0; i < c->tasks_max; i++) {
+        if (!c->runners[i].thread_started) continue;
+        pthread_join(c->runners[i].thread, NULL);
+        c->runners[i].thread_started = 0;
+    }
+}
+
+void sl_connector_drain(sl_connector_t *c, int64_t timeout_ms) {
+    if (!c || !c->runners) return;
+    atomic_store(&c->draining, 1);
+    int64_t deadline = sl_mono_ms() + timeout_ms;
+    for (;;) {
+        int running = 0;
+        for (int i = 0; i < c->tasks_max; i++)
+            running += atomic_load(&c->runners[i].state) <= SL_TASK_RUNNING;
+        if (!running) break;
+        if (sl_mono_ms() >= deadline) {
+            SL_WARN(c->name, "drain: not caught up after %lld ms; stopping anyway",
+                    (long long)timeout_ms);
+            break;
+        }
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    sl_connector_stop(c);
+}
+
+void sl_connector_free(sl_connector_t *c) {
+    if (!c) return;
+    sl_connector_stop(c);
+    for (size_t i = 0; i < c->ntransforms; i++) {
+        free(c->transforms[i].alias);
+        sl_props_free(c->transforms[i].config);
+    }
+    free(c->transforms);
+    sl_converter_destroy(&c->key_conv);
+    sl_converter_destroy(&c->value_conv);
+    free(c->runners);
+    free(c->dlq_topic);
+    sl_props_free(c->config);
+    free(c->name);
+    free(c);
+}

@@ -1,0 +1,211 @@
+/* converter.c - see converter.h. */
+#include "converter.h"
+#include "avro_json.h"
+#include "record.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    sl_conv_kind_t kind;
+    int confluent;
+} kinds[] = {
+    {"avro", SL_CONV_AVRO, 0},
+    {"json", SL_CONV_JSON, 0},
+    {"string", SL_CONV_STRING, 0},
+    {"bytes", SL_CONV_BYTES, 0},
+    {"io.confluent.connect.avro.AvroConverter", SL_CONV_AVRO, 1},
+    {"org.apache.kafka.connect.json.JsonConverter", SL_CONV_JSON, 0},
+    {"org.apache.kafka.connect.storage.StringConverter", SL_CONV_STRING, 0},
+    {"org.apache.kafka.connect.converters.ByteArrayConverter", SL_CONV_BYTES, 0},
+};
+
+static const char *lookup(const sl_props_t *props, const sl_props_t *worker, const char *key) {
+    const char *v = props ? sl_props_get(props, key) : NULL;
+    if ((!v || !*v) && worker) v = sl_props_get(worker, key);
+    return v && *v ? v : NULL;
+}
+
+int sl_converter_init(sl_converter_t *c, const char *prefix, const sl_props_t *props,
+                      const sl_props_t *worker, const char *def_kind, sl_schemas_t *schemas,
+                      char *err, size_t errlen) {
+    memset(c, 0, sizeof(*c));
+    char key[256];
+    const char *kind = lookup(props, worker, prefix);
+    if (!kind) kind = def_kind;
+    size_t i;
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (strcmp(kinds[i].name, kind) == 0) break;
+    if (i == sizeof(kinds) / sizeof(kinds[0])) {
+        snprintf(err, errlen, "config key '%s': unknown converter '%s' (avro, json, string, bytes)",
+                 prefix, kind);
+        return -1;
+    }
+    c->kind = kinds[i].kind;
+    c->confluent = kinds[i].confluent;
+
+    snprintf(key, sizeof(key), "%s.wire.format", prefix);
+    const char *wire = lookup(props, worker, key);
+    if (wire && strcmp(wire, "confluent") == 0) {
+        c->confluent = 1;
+    } else if (wire && strcmp(wire, "raw") != 0) {
+        snprintf(err, errlen, "config key '%s': '%s' is not raw or confluent", key, wire);
+        return -1;
+    }
+    snprintf(key, sizeof(key), "%s.schema.id", prefix);
+    const char *id = lookup(props, worker, key);
+    int64_t id64 = 0;
+    if (id && (sl_parse_int64(id, &id64) != 0 || id64 < 0 || id64 > INT32_MAX)) {
+        snprintf(err, errlen, "config key '%s': '%s' is not a schema id", key, id);
+        return -1;
+    }
+    c->schema_id = (int32_t)id64;
+
+    snprintf(key, sizeof(key), "%s.schema", prefix);
+    const char *schema = lookup(props, worker, key);
+    if (schema) {
+        char why[512];
+        avro_schema_t s = sl_schemas_get(schemas, schema, why, sizeof(why));
+        if (!s) {
+            snprintf(err, errlen, "config key '%s': %s", key, why);
+            return -1;
+        }
+        c->schema = avro_schema_incref(s);
+        c->iface = avro_generic_class_from_schema(s);
+        if (!c->iface) {
+            snprintf(err, errlen, "config key '%s': %s", key, avro_strerror());
+            sl_converter_destroy(c);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void sl_converter_destroy(sl_converter_t *c) {
+    if (c->iface) avro_value_iface_decref(c->iface);
+    if (c->schema) avro_schema_decref(c->schema);
+    memset(c, 0, sizeof(*c));
+}
+
+static void *dup_bytes(const void *src, size_t len) {
+    void *p = malloc(len ? len : 1);
+    if (p && len) memcpy(p, src, len);
+    return p;
+}
+
+static sluice_err_t encode_avro(const sl_converter_t *c, avro_value_t *v, void **out,
+                                size_t *len, char *err, size_t errlen) {
+    size_t size = 0;
+    if (avro_value_sizeof(v, &size) != 0) {
+        snprintf(err, errlen, "avro encode: %s", avro_strerror());
+        return SLUICE_ERR_BAD_RECORD;
+    }
+    size_t head = c->confluent ? 5 : 0;
+    unsigned char *buf = malloc(size + head + 1);
+    if (!buf) return SLUICE_ERR_NOMEM;
+    if (c->confluent) {
+        buf[0] = 0;
+        buf[1] = (unsigned char)(c->schema_id >> 24);
+        buf[2] = (unsigned char)(c->schema_id >> 16);
+        buf[3] = (unsigned char)(c->schema_id >> 8);
+        buf[4] = (unsigned char)c->schema_id;
+    }
+    avro_writer_t w = avro_writer_memory((const char *)buf + head, (int64_t)size);
+    int rc = w ? avro_value_write(w, v) : -1;
+    if (w) avro_writer_free(w);
+    if (rc != 0) {
+        snprintf(err, errlen, "avro encode: %s", avro_strerror());
+        free(buf);
+        return SLUICE_ERR_BAD_RECORD;
+    }
+    *out = buf;
+    *len = size + head;
+    return SLUICE_OK;
+}
+
+static sluice_err_t encode_json(avro_value_t *v, void **out, size_t *len, char *err,
+                                size_t errlen) {
+    char *json = NULL;
+    if (avro_value_to_json(v, 1, &json) != 0 || !json) {
+        snprintf(err, errlen, "json encode: %s", avro_strerror());
+        return SLUICE_ERR_BAD_RECORD;
+    }
+    *out = json;
+    *len = strlen(json);
+    return SLUICE_OK;
+}
+
+sluice_err_t sl_converter_encode(const sl_converter_t *c, sluice_record_t *rec, void **out,
+                                 size_t *len, char *err, size_t errlen) {
+    *out = NULL;
+    *len = 0;
+    if (rec->has_avro) {
+        switch (c->kind) {
+        case SL_CONV_AVRO: return encode_avro(c, &rec->avro, out, len, err, errlen);
+        case SL_CONV_JSON:
+        case SL_CONV_STRING: return encode_json(&rec->avro, out, len, err, errlen);
+        case SL_CONV_BYTES:
+            snprintf(err, errlen, "bytes converter cannot encode a typed (Avro) value");
+            return SLUICE_ERR_BAD_RECORD;
+        }
+    }
+    if (rec->bytes) {
+        if (!(*out = dup_bytes(rec->bytes, rec->bytes_len))) return SLUICE_ERR_NOMEM;
+        *len = rec->bytes_len;
+    }
+    return SLUICE_OK;
+}
+
+static sluice_err_t decode_avro(const sl_converter_t *c, const void *data, size_t len,
+                                sluice_record_t *rec, char *err, size_t errlen) {
+    const char *p = data;
+    if (c->confluent) {
+        if (len < 5 || p[0] != 0) {
+            snprintf(err, errlen, "not in confluent wire format (no magic byte 0)");
+            return SLUICE_ERR_BAD_RECORD;
+        }
+        p += 5;
+        len -= 5;
+    }
+    avro_value_t *v;
+    if (sl_record_set_value_avro_iface(rec, c->schema, c->iface, &v) != SLUICE_OK)
+        return SLUICE_ERR_NOMEM;
+    avro_reader_t r = avro_reader_memory(p, (int64_t)len);
+    int rc = r ? avro_value_read(r, v) : -1;
+    if (r) avro_reader_free(r);
+    if (rc != 0) {
+        snprintf(err, errlen, "avro decode (%zu bytes) with schema %s: %s", len,
+                 avro_schema_type_name(c->schema), avro_strerror());
+        sl_record_set_value_bytes(rec, data, len);
+        return SLUICE_ERR_BAD_RECORD;
+    }
+    return SLUICE_OK;
+}
+
+static sluice_err_t decode_json(const sl_converter_t *c, const void *data, size_t len,
+                                sluice_record_t *rec, char *err, size_t errlen) {
+    avro_value_t *v;
+    if (sl_record_set_value_avro_iface(rec, c->schema, c->iface, &v) != SLUICE_OK)
+        return SLUICE_ERR_NOMEM;
+    if (sl_avro_from_json_text(data, len, v, err, errlen) != 0) {
+        sl_record_set_value_bytes(rec, data, len); /* keep the payload for the DLQ */
+        return SLUICE_ERR_BAD_RECORD;
+    }
+    return SLUICE_OK;
+}
+
+sluice_err_t sl_converter_decode(const sl_converter_t *c, const void *data, size_t len,
+                                 sluice_record_t *rec, char *err, size_t errlen) {
+    if (!data) return SLUICE_OK;
+    if (c->kind == SL_CONV_AVRO) {
+        if (!c->schema) {
+            snprintf(err, errlen, "avro converter has no schema (set value.converter.schema)");
+            return SLUICE_ERR_BAD_RECORD;
+        }
+        return decode_avro(c, data, len, rec, err, errlen);
+    }
+    if (c->kind == SL_CONV_JSON && c->schema) return decode_json(c, data, len, rec, err, errlen);
+    return sl_record_set_value_bytes(rec, data, len);
+}

@@ -1,0 +1,35 @@
+/*
+ * kafka.h - librdkafka configuration for the worker's clients, and the
+ * embedded broker (librdkafka's mock cluster) for single-machine runs.
+ *
+ * Client configs are built from the worker config: bootstrap.servers, then
+ * every "producer.<key>" / "consumer.<key>" passed to librdkafka as <key>,
+ * then the connector's "producer.override.<key>" / "consumer.override.<key>".
+ */
+#ifndef SLUICE_HOST_KAFKA_H
+#define SLUICE_HOST_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include "config.h"
+
+typedef enum { SL_KAFKA_PRODUCER, SL_KAFKA_CONSUMER } sl_kafka_role_t;
+
+/** A conf with Sluice's defaults for the role (idempotent lz4 producer;
+ *  manual-commit cooperative-sticky consumer), then the overrides above.
+ *  bootstrap is the resolved broker list. NULL with err naming the key. */
+rd_kafka_conf_t *sl_kafka_conf(sl_kafka_role_t role, const char *bootstrap,
+                               const sl_props_t *worker, const sl_props_t *connector,
+                               char *err, size_t errlen);
+
+/** An in-process mock cluster; its brokers listen on loopback TCP ports. */
+typedef struct sl_embedded sl_embedded_t;
+
+sl_embedded_t *sl_embedded_start(int brokers, char *err, size_t errlen);
+/** "127.0.0.1:port,..." (owned by the cluster). */
+const char *sl_embedded_bootstraps(const sl_embedded_t *e);
+/** Creates a topic (no-op when it exists with as many partitions). */
+int sl_embedded_create_topic(sl_embedded_t *e, const char *topic, int partitions,
+                             int replication, char *err, size_t errlen);
+void sl_embedded_stop(sl_embedded_t *e);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * log.h - the worker's log: one line per event on stderr,
+ * "2026-11-28T04:20:00.123Z LEVEL [component] message".
+ *
+ * Secrets: every value of a config key declared SECRET is registered with
+ * sl_log_add_secret() before its connector starts; any log line containing
+ * one has it replaced by "[hidden]". Thread-safe.
+ */
+#ifndef SLUICE_HOST_LOG_H
+#define SLUICE_HOST_LOG_H
+
+#include <stdarg.h>
+#include <sluice/plugin.h>
+
+void sl_log_init(void);
+void sl_log_shutdown(void);
+void sl_log_set_level(sluice_log_level_t level);
+sluice_log_level_t sl_log_get_level(void);
+/** "error|warn|info|debug" -> level; -1 when unknown. */
+int sl_log_parse_level(const char *s);
+int sl_log_enabled(sluice_log_level_t level);
+/** Registers a secret to mask (copied). Short values (< 4 chars) are not
+ *  registered: masking them would garble ordinary text. */
+void sl_log_add_secret(const char *value);
+
+void sl_log(sluice_log_level_t level, const char *component, const char *fmt, ...)
+    SLUICE_PRINTF(3, 4);
+void sl_logv(sluice_log_level_t level, const char *component, const char *fmt, va_list ap);
+
+#define SL_ERROR(comp, ...) sl_log(SLUICE_LOG_ERROR, comp, __VA_ARGS__)
+#define SL_WARN(comp, ...) sl_log(SLUICE_LOG_WARN, comp, __VA_ARGS__)
+#define SL_INFO(comp, ...) sl_log(SLUICE_LOG_INFO, comp, __VA_ARGS__)
+#define SL_DEBUG(comp, ...) sl_log(SLUICE_LOG_DEBUG, comp, __VA_ARGS__)
+
+#endif

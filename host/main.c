@@ -1,0 +1,198 @@
+/*
+ * main.c - the sluice command.
+ *
+ *   sluice plugins [--plugin-path DIRS] [worker.json]
+ *   sluice validate worker.json connector.json [...]
+ *   sluice standalone worker.json connector.json [...]
+ *   sluice version
+ */
+#include "config.h"
+#include "log.h"
+#include "worker.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: sluice <command> [args]\n"
+            "  plugins [--plugin-path DIRS] [worker.json]   list plugins found, refusals on stderr\n"
+            "  validate worker.json connector.json...       check connector configs, run nothing\n"
+            "  standalone worker.json connector.json...     run connectors until SIGINT/SIGTERM\n"
+            "  version                                      worker and ABI version\n");
+}
+
+static char *exe_dir(void) {
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    if (n <= 0) return strdup(".");
+    path[n] = '\0';
+    return strdup(dirname(path));
+}
+
+static sl_props_t *load_worker(const char *path) {
+    char err[1024];
+    sl_props_t *p = sl_worker_config_load(path, err, sizeof(err));
+    if (!p) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return NULL;
+    }
+    if (sl_props_resolve(p, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sluice: %s: %s\n", path, err);
+        sl_props_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void print_refusal(void *arg, const char *path, const char *reason) {
+    int *refused = arg;
+    (*refused)++;
+    fprintf(stderr, "sluice: plugin %s refused: %s\n", path, reason);
+}
+
+static int cmd_plugins(int argc, char **argv) {
+    const char *path_arg = NULL, *worker_file = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--plugin-path") == 0 && i + 1 < argc)
+            path_arg = argv[++i];
+        else
+            worker_file = argv[i];
+    }
+    char *dir = exe_dir(), *path = NULL;
+    sl_props_t *worker = worker_file ? load_worker(worker_file) : NULL;
+    if (worker_file && !worker) {
+        free(dir);
+        return 1;
+    }
+    const char *wp = worker ? sl_props_get(worker, "plugin.path") : NULL;
+    path = strdup(path_arg ? path_arg : wp ? wp : "");
+    if (!*path) {
+        free(path);
+        path = sl_default_plugin_path(dir);
+    }
+    int refused = 0;
+    sl_registry_t *r = sl_registry_scan(path, sl_host_api(), print_refusal, &refused);
+    printf("%-24s %-10s %-10s %-5s %s\n", "NAME", "KIND", "VERSION", "ABI", "FILE");
+    for (size_t i = 0; i < sl_registry_count(r); i++) {
+        const sl_plugin_t *p = sl_registry_at(r, i);
+        printf("%-24s %-10s %-10s %u.%-3u %s\n", p->desc->name, sl_plugin_kind_name(p->desc->kind),
+               p->desc->version, p->desc->abi_major, p->desc->abi_minor, p->path);
+    }
+    sl_registry_free(r);
+    sl_props_free(worker);
+    free(path);
+    free(dir);
+    return 0;
+}
+
+/* Loads worker + connectors into a new worker; NULL after printing why. */
+static sl_worker_t *build_worker(int argc, char **argv, int *problems) {
+    sl_props_t *props = load_worker(argv[0]);
+    if (!props) return NULL;
+    char err[4096], *dir = exe_dir();
+    sl_worker_t *w = sl_worker_new(props, dir, err, sizeof(err));
+    free(dir);
+    if (!w) {
+        fprintf(stderr, "sluice: %s: %s\n", argv[0], err);
+        return NULL;
+    }
+    for (int i = 1; i < argc; i++) {
+        char *name = NULL;
+        sl_props_t *cfg = NULL;
+        if (sl_connector_config_load(argv[i], &name, &cfg, err, sizeof(err)) != 0 ||
+            sl_props_resolve(cfg, err, sizeof(err)) != 0 ||
+            sl_worker_add_connector(w, name, cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "sluice: connector %s refused: %s\n", name ? name : argv[i], err);
+            (*problems)++;
+        }
+        free(name);
+        sl_props_free(cfg);
+    }
+    return w;
+}
+
+static int cmd_validate(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    int problems = 0;
+    sl_worker_t *w = build_worker(argc, argv, &problems);
+    if (!w) return 1;
+    if (problems == 0) printf("%d connector config(s) valid\n", argc - 1);
+    sl_worker_free(w);
+    return problems ? 1 : 0;
+}
+
+static int cmd_standalone(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    /* Every thread inherits this mask; only the main thread takes signals. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int problems = 0;
+    sl_worker_t *w = build_worker(argc, argv, &problems);
+    if (!w) return 1;
+    if (problems) {
+        sl_worker_free(w);
+        return 1;
+    }
+    char err[1024];
+    if (sl_worker_start(w, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sluice: %s\n", err);
+        sl_worker_free(w);
+        return 1;
+    }
+    SL_INFO("worker", "standalone worker running %d connector(s); Ctrl-C to stop", argc - 1);
+    struct timespec tick = {1, 0};
+    int sig;
+    while ((sig = sigtimedwait(&set, NULL, &tick)) < 0) sl_worker_report(w);
+    SL_INFO("worker", "%s: stopping (flush, commit)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sl_worker_stop(w);
+    sl_worker_report(w);
+    sl_worker_free(w);
+    SL_INFO("worker", "stopped");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    sl_log_init();
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    int rc;
+    if (strcmp(cmd, "plugins") == 0)
+        rc = cmd_plugins(argc - 2, argv + 2);
+    else if (strcmp(cmd, "validate") == 0)
+        rc = cmd_validate(argc - 2, argv + 2);
+    else if (strcmp(cmd, "standalone") == 0)
+        rc = cmd_standalone(argc - 2, argv + 2);
+    else if (strcmp(cmd, "version") == 0) {
+        printf("sluice %s (plugin ABI %d.%d)\n", SLUICE_VERSION, SLUICE_ABI_MAJOR, SLUICE_ABI_MINOR);
+        rc = 0;
+    } else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
+        usage(stdout);
+        rc = 0;
+    } else {
+        fprintf(stderr, "sluice: unknown command '%s'\n", cmd);
+        usage(stderr);
+        rc = 2;
+    }
+    sl_log_shutdown();
+    return rc;
+}

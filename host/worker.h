@@ -1,0 +1,34 @@
+/*
+ * worker.h - a worker: its config, the shared services (plugins, schemas,
+ * metrics, source offsets, the embedded broker when asked for) and its
+ * connectors.
+ *
+ * Worker config keys (flat JSON): bootstrap.servers ("embedded" starts an
+ * in-process mock cluster), embedded.brokers (3), embedded.bootstrap.file,
+ * plugin.path (comma-separated dirs), schemas.path, offset.storage.file.filename,
+ * offset.flush.interval.ms, log.level, key.converter / value.converter
+ * defaults, producer.* and consumer.* client settings.
+ */
+#ifndef SLUICE_HOST_WORKER_H
+#define SLUICE_HOST_WORKER_H
+
+#include "connector.h"
+
+typedef struct sl_worker sl_worker_t;
+
+/** props is taken. exe_dir locates the default plugin dir. NULL with err. */
+sl_worker_t *sl_worker_new(sl_props_t *props, const char *exe_dir, char *err, size_t errlen);
+void sl_worker_free(sl_worker_t *w);
+const sl_runtime_t *sl_worker_runtime(const sl_worker_t *w);
+/** Validates and adds a connector (not started). -1 with err naming keys. */
+int sl_worker_add_connector(sl_worker_t *w, const char *name, const sl_props_t *config,
+                            char *err, size_t errlen);
+int sl_worker_start(sl_worker_t *w, char *err, size_t errlen);
+/** Stops every connector: tasks flush, commit and stop. */
+void sl_worker_stop(sl_worker_t *w);
+/** Logs a status line per task that changed state since the last call. */
+void sl_worker_report(sl_worker_t *w);
+/** Resolves a default plugin path for exe_dir ("<exe_dir>/plugins"). */
+char *sl_default_plugin_path(const char *exe_dir);
+
+#endif

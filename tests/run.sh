@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the whole suite: every unit test binary (cmocka) in $BUILD/tests and
+# every integration script tests/it_*.sh. Prints one line per test program
+# and ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export BUILD SLUICE_BIN="$PWD/$BUILD/sluice" SLUICE_BUILD="$PWD/$BUILD" SLUICE_ROOT="$PWD"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
+only=${1:-}
+passed=0; failed=0; failures=()
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/sluice-tests.XXXXXX")
+run_one() { # name, command...
+  local name=$1; shift
+  [ -n "$only" ] && [[ "$name" != *"$only"* ]] && return
+  local start=$(date +%s)
+  if "$@" >"$logdir/$name.log" 2>&1; then
+    passed=$((passed+1)); printf 'PASS  %-32s %3ss\n' "$name" $(( $(date +%s)-start ))
+  else
+    failed=$((failed+1)); failures+=("$name")
+    printf 'FAIL  %-32s %3ss\n' "$name" $(( $(date +%s)-start ))
+    sed 's/^/    | /' "$logdir/$name.log" | tail -60
+  fi
+}
+for t in "$BUILD"/tests/test_*; do
+  [ -x "$t" ] && run_one "$(basename "$t")" "$t"
+done
+for t in tests/it_*.sh; do
+  [ -f "$t" ] && run_one "$(basename "$t" .sh)" bash "$t"
+done
+echo "logs: $logdir"
+[ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
