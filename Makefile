@@ -37,6 +37,8 @@ TOOLS       := $(notdir $(basename $(wildcard tools/*.c)))
 TOOL_BINS   := $(TOOLS:%=$(BUILD)/tools/%)
 UNIT_TESTS  := $(notdir $(basename $(wildcard tests/test_*.c)))
 UNIT_BINS   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
+FIXTURES    := $(notdir $(basename $(wildcard tests/fixtures/plugins/*.c)))
+FIXTURE_SOS := $(FIXTURES:%=$(BUILD)/tests/fixtures/%.so)
 
 # Per-plugin and per-tool packages: plugins/<name>/plugin.mk may set
 # PKGS_<name> := ... ; tools may set TOOL_PKGS_<name> in tools/tools.mk.
@@ -44,7 +46,7 @@ UNIT_BINS   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 -include tools/tools.mk
 
 .PHONY: all deps test unit integration run bench install clean help check-deps
-all: $(BUILD)/sluice $(PLUGIN_SOS) $(TOOL_BINS) $(UNIT_BINS)
+all: $(BUILD)/sluice $(PLUGIN_SOS) $(TOOL_BINS) $(UNIT_BINS) $(FIXTURE_SOS)
 
 help:
 	@sed -n '1,8p' Makefile
@@ -67,6 +69,11 @@ $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) inc
 	$(CC) $(CFLAGS) -fPIC -shared -fvisibility=hidden -Iplugins/$* \
 	  $(call pkg_cflags,avro-c $(PKGS_$*)) -o $@ $(filter %.c,$^) \
 	  $(LDFLAGS) $(call pkg_libs,avro-c $(PKGS_$*)) -lm
+
+# Deliberately broken plugins for the loader tests.
+$(BUILD)/tests/fixtures/%.so: tests/fixtures/plugins/%.c include/sluice/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -fvisibility=hidden $(call pkg_cflags,avro-c) -o $@ $< $(LDFLAGS)
 
 $(BUILD)/tools/%: tools/%.c $(HOST_OBJS)
 	@mkdir -p $(dir $@)

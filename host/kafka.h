@@ -21,6 +21,15 @@ rd_kafka_conf_t *sl_kafka_conf(sl_kafka_role_t role, const char *bootstrap,
                                const sl_props_t *worker, const sl_props_t *connector,
                                char *err, size_t errlen);
 
+/**
+ * Closes and destroys a group consumer. librdkafka < 2.3 asserts in
+ * rd_kafka_destroy() when a cooperative-sticky consumer never completed a
+ * group join (confluentinc/librdkafka#4312, fixed by #4381); such a handle
+ * is closed and parked instead of destroyed - once per worker shutdown or
+ * task restart that happens before its first assignment.
+ */
+void sl_kafka_consumer_destroy(rd_kafka_t *rk, int ever_assigned);
+
 /** An in-process mock cluster; its brokers listen on loopback TCP ports. */
 typedef struct sl_embedded sl_embedded_t;
 

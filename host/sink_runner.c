@@ -36,6 +36,7 @@ typedef struct sink_ctx {
     size_t nbatch, cap_batch;
     int failed;
     int64_t drain_since, next_drain_check;
+    int ever_assigned; /* a group join completed (see sl_kafka_consumer_destroy) */
     sluice_metric_t *m_consumed, *m_put, *m_commits;
 } sink_ctx_t;
 
@@ -87,6 +88,7 @@ static void put_batch(sink_ctx_t *s) {
         s->task->error[0] = '\0';
         sluice_err_t rc = ops->put(s->task->state, s->task, s->batch, s->nbatch);
         if (rc == SLUICE_OK) break;
+        if (rc == SLUICE_ERR_BAD_RECORD && s->conn->tolerate_errors) break; /* DLQ'd by the task */
         if (rc != SLUICE_ERR_RETRIABLE || atomic_load(&s->conn->stopping)) {
             fail_task(s, "put: %s%s%s", sl_host_api()->err2str(rc), s->task->error[0] ? ": " : "",
                       s->task->error);
@@ -210,6 +212,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     sink_ctx_t *s = opaque;
     /* Known only once the group is joined, so asked on every rebalance. */
     s->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    s->ever_assigned = 1;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         on_assign(s, parts);
         rd_kafka_error_t *e = NULL;
@@ -434,8 +437,7 @@ static void teardown(sink_ctx_t *s) {
     if (s->consumer) {
         if (!s->failed) commit(s, NULL);
         /* Leaving the group revokes everything: close() runs from the callback. */
-        rd_kafka_consumer_close(s->consumer);
-        rd_kafka_destroy(s->consumer);
+        sl_kafka_consumer_destroy(s->consumer, s->ever_assigned);
     }
     free_batch(s);
     free(s->batch);

@@ -51,7 +51,10 @@ worker_conf() { # file, extra JSON members (optional)
   "plugin.path": "$BUILD/plugins",
   "schemas.path": "$ROOT/schemas",
   "offset.storage.file.filename": "$T/offsets.json",
-  "offset.flush.interval.ms": 500${2:+,
+  "offset.flush.interval.ms": 500,
+  "consumer.session.timeout.ms": 6000,
+  "consumer.heartbeat.interval.ms": 500,
+  "consumer.max.poll.interval.ms": 10000${2:+,
   $2}
 }
 JSON

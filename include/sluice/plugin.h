@@ -41,6 +41,8 @@
  *
  * OWNERSHIP
  * ---------
+ * Handles the host gives a task (metrics, timers, schemas from schema_get)
+ * stay valid until the task's stop() returns.
  * "Owned by the host" means: do not free, do not keep past the callback that
  * handed it to you unless stated otherwise. A record made with record_new() is
  * the plugin's until it is passed to emit() (which takes it in every case,
@@ -236,9 +238,12 @@ typedef struct sluice_source_ops {
  *              them; they will not be seen again unless reassigned. Optional.
  *  put:        records, in offset order within each partition, borrowed for
  *              the duration of the call. Buffer or write them. Return
- *              _RETRIABLE to get the same batch again later, _BAD_RECORD
- *              after calling host->dead_letter() for what was bad... or
- *              SLUICE_OK.
+ *              SLUICE_OK; _RETRIABLE to get the same batch again after a
+ *              back-off (until errors.retry.timeout); _BAD_RECORD when some
+ *              records were bad and were reported with host->dead_letter()
+ *              while the rest were taken: the batch counts as handled when
+ *              errors.tolerance=all, and fails the task otherwise; any
+ *              other error fails the task.
  *  pre_commit: the host is about to commit offsets: make durable what you
  *              can (a flush) and lower each offset to what is durable (see
  *              sluice_topic_partition_t). Optional: without it the host
@@ -336,6 +341,10 @@ typedef struct sluice_plugin {
  * loaded) and must not do I/O. Returning NULL refuses the load.
  */
 typedef const sluice_plugin_t *(*sluice_plugin_entry_fn)(const sluice_host_api_t *host);
+
+/** The entry function's prototype, so the compiler checks a plugin's
+ *  definition against it. */
+SLUICE_EXPORT const sluice_plugin_t *SLUICE_PLUGIN_ENTRY(const sluice_host_api_t *host);
 
 /* ------------------------------------------------------------------------ */
 /* The host-services table                                                   */
@@ -443,7 +452,10 @@ struct sluice_host_api {
     /* --- data flow ------------------------------------------------------ */
 
     /** Source and transform: hands rec on (to Kafka, or to the next step of
-     *  the chain). Always takes ownership of rec. */
+     *  the chain). Always takes ownership of rec, also on failure. Returns
+     *  SLUICE_OK; _BAD_RECORD when rec could not be encoded (it went to the
+     *  dead-letter queue: do not emit it again); _FATAL when the task is
+     *  failing (stop emitting and return _FATAL from poll). */
     sluice_err_t (*emit)(sluice_task_t *task, sluice_record_t *rec);
     /** Reports a bad record: counted, logged (rate limited), and written to
      *  the connector's dead-letter queue when one is configured, with the
@@ -482,8 +494,8 @@ struct sluice_host_api {
     /** Wall-clock time in ms since the epoch. */
     int64_t (*now_ms)(void);
     const char *(*err2str)(sluice_err_t err);
-    /** Attaches a message to the error the next callback returns (shown as
-     *  the task's trace). */
+    /** Attaches a message to the error the current callback is about to
+     *  return (shown as the task's trace). */
     void (*set_error)(sluice_task_t *task, const char *fmt, ...) SLUICE_PRINTF(2, 3);
 
     /* New members are added here, at the end, with a minor version bump. */
