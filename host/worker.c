@@ -16,6 +16,8 @@ struct sl_worker {
     sl_connector_t **conns;
     int *last_state; /* per connector x task, for sl_worker_report */
     size_t n;
+    int64_t progress_every_ms, next_progress_ms;
+    double *last_counts; /* per connector, for rates */
 };
 
 char *sl_default_plugin_path(const char *exe_dir) {
@@ -135,12 +137,36 @@ int sl_worker_start(sl_worker_t *w, char *err, size_t errlen) {
     size_t total = 0;
     for (size_t i = 0; i < w->n; i++) total += (size_t)w->conns[i]->tasks_max;
     w->last_state = calloc(total ? total : 1, sizeof(int));
+    w->last_counts = calloc(w->n ? w->n : 1, sizeof(double));
+    const char *every = sl_props_get(w->props, "status.interval.ms");
+    if (every && sl_parse_int64(every, &w->progress_every_ms) != 0) w->progress_every_ms = 0;
+    w->next_progress_ms = sl_mono_ms() + w->progress_every_ms;
     for (size_t i = 0; i < w->n; i++)
         if (sl_connector_start(w->conns[i], err, errlen) != 0) return -1;
     return 0;
 }
 
+/* One line per connector: records through it and the rate since last time. */
+static void report_progress(sl_worker_t *w) {
+    int64_t now = sl_mono_ms();
+    if (w->progress_every_ms <= 0 || now < w->next_progress_ms || !w->last_counts) return;
+    double secs = (double)(now - w->next_progress_ms + w->progress_every_ms) / 1000.0;
+    w->next_progress_ms = now + w->progress_every_ms;
+    for (size_t i = 0; i < w->n; i++) {
+        sl_connector_t *c = w->conns[i];
+        int source = c->plugin->desc->kind == SLUICE_PLUGIN_SOURCE;
+        double total = sl_metrics_sum(w->rt.svc.metrics,
+                                      source ? "source_records_acked_total" : "sink_records_put_total",
+                                      c->name);
+        double errors = sl_metrics_sum(w->rt.svc.metrics, "record_errors_total", c->name);
+        SL_INFO("progress", "%s: %.0f records %s (%.0f/s), %.0f errors", c->name, total,
+                source ? "into Kafka" : "written", (total - w->last_counts[i]) / secs, errors);
+        w->last_counts[i] = total;
+    }
+}
+
 void sl_worker_report(sl_worker_t *w) {
+    report_progress(w);
     size_t k = 0;
     for (size_t i = 0; i < w->n; i++) {
         sl_connector_t *c = w->conns[i];
@@ -177,6 +203,7 @@ void sl_worker_free(sl_worker_t *w) {
     for (size_t i = 0; i < w->n; i++) sl_connector_free(w->conns[i]);
     free(w->conns);
     free(w->last_state);
+    free(w->last_counts);
     sl_registry_free(w->rt.registry);
     sl_offset_store_free(w->rt.svc.offsets);
     sl_schemas_free(w->rt.svc.schemas);

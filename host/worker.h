@@ -6,7 +6,8 @@
  * Worker config keys (flat JSON): bootstrap.servers ("embedded" starts an
  * in-process mock cluster), embedded.brokers (3), embedded.bootstrap.file,
  * plugin.path (comma-separated dirs), schemas.path, offset.storage.file.filename,
- * offset.flush.interval.ms, log.level, key.converter / value.converter
+ * offset.flush.interval.ms, log.level, status.interval.ms (a progress line per
+ * connector every so often; 0 = off), key.converter / value.converter
  * defaults, producer.* and consumer.* client settings.
  */
 #ifndef SLUICE_HOST_WORKER_H
