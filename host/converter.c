@@ -50,7 +50,9 @@ int sl_converter_init(sl_converter_t *c, const char *prefix, const sl_props_t *p
     const char *wire = lookup(props, worker, key);
     if (wire && strcmp(wire, "confluent") == 0) {
         c->confluent = 1;
-    } else if (wire && strcmp(wire, "raw") != 0) {
+    } else if (wire && strcmp(wire, "raw") == 0) {
+        c->confluent = 0; /* explicit wins over the class name's default */
+    } else if (wire) {
         snprintf(err, errlen, "config key '%s': '%s' is not raw or confluent", key, wire);
         return -1;
     }
@@ -161,22 +163,24 @@ sluice_err_t sl_converter_encode(const sl_converter_t *c, sluice_record_t *rec, 
 static sluice_err_t decode_avro(const sl_converter_t *c, const void *data, size_t len,
                                 sluice_record_t *rec, char *err, size_t errlen) {
     const char *p = data;
+    size_t plen = len;
     if (c->confluent) {
         if (len < 5 || p[0] != 0) {
             snprintf(err, errlen, "not in confluent wire format (no magic byte 0)");
+            sl_record_set_value_bytes(rec, data, len); /* kept for the DLQ */
             return SLUICE_ERR_BAD_RECORD;
         }
         p += 5;
-        len -= 5;
+        plen -= 5;
     }
     avro_value_t *v;
     if (sl_record_set_value_avro_iface(rec, c->schema, c->iface, &v) != SLUICE_OK)
         return SLUICE_ERR_NOMEM;
-    avro_reader_t r = avro_reader_memory(p, (int64_t)len);
+    avro_reader_t r = avro_reader_memory(p, (int64_t)plen);
     int rc = r ? avro_value_read(r, v) : -1;
     if (r) avro_reader_free(r);
     if (rc != 0) {
-        snprintf(err, errlen, "avro decode (%zu bytes) with schema %s: %s", len,
+        snprintf(err, errlen, "avro decode (%zu bytes) with schema %s: %s", plen,
                  avro_schema_type_name(c->schema), avro_strerror());
         sl_record_set_value_bytes(rec, data, len);
         return SLUICE_ERR_BAD_RECORD;

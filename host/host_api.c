@@ -71,32 +71,34 @@ static sluice_record_t *api_record_new(sluice_task_t *t) {
 
 static void api_record_free(sluice_record_t *rec) { sl_record_free(rec); }
 
-static const char *api_record_topic(const sluice_record_t *rec) { return rec->topic; }
+static const char *api_record_topic(const sluice_record_t *rec) { return rec ? rec->topic : NULL; }
 
 static const void *api_record_key(const sluice_record_t *rec, size_t *len) {
-    if (len) *len = rec->key_len;
+    if (len) *len = rec ? rec->key_len : 0;
+    if (!rec) return NULL;
     return rec->key;
 }
 
 static avro_value_t *api_record_value_avro(sluice_record_t *rec, avro_schema_t *schema) {
-    if (!rec->has_avro) return NULL;
+    if (!rec || !rec->has_avro) return NULL;
     if (schema) *schema = rec->schema;
     return &rec->avro;
 }
 
 static const void *api_record_value_bytes(const sluice_record_t *rec, size_t *len) {
-    if (len) *len = rec->bytes_len;
+    if (len) *len = rec ? rec->bytes_len : 0;
+    if (!rec) return NULL;
     return rec->bytes;
 }
 
-static int64_t api_record_timestamp(const sluice_record_t *rec) { return rec->timestamp; }
-static int32_t api_record_partition(const sluice_record_t *rec) { return rec->partition; }
-static int64_t api_record_offset(const sluice_record_t *rec) { return rec->offset; }
-static size_t api_record_header_count(const sluice_record_t *rec) { return rec->nheaders; }
+static int64_t api_record_timestamp(const sluice_record_t *rec) { return rec ? rec->timestamp : -1; }
+static int32_t api_record_partition(const sluice_record_t *rec) { return rec ? rec->partition : -1; }
+static int64_t api_record_offset(const sluice_record_t *rec) { return rec ? rec->offset : -1; }
+static size_t api_record_header_count(const sluice_record_t *rec) { return rec ? rec->nheaders : 0; }
 
 static const char *api_record_header_at(const sluice_record_t *rec, size_t i,
                                         const void **value, size_t *len) {
-    if (i >= rec->nheaders) return NULL;
+    if (!rec || i >= rec->nheaders) return NULL;
     if (value) *value = rec->headers[i].value;
     if (len) *len = rec->headers[i].len;
     return rec->headers[i].name;
@@ -161,7 +163,7 @@ static sluice_timer_t *api_timer_start(sluice_task_t *t, int64_t interval_ms, sl
 
 static void api_timer_stop(sluice_task_t *t, sluice_timer_t *timer) {
     (void)t;
-    if (timer) timer->stopped = 1; /* unlinked by sl_task_run_timers */
+    if (timer) timer->stopped = 1; /* freed with the task */
 }
 
 static const char *api_err2str(sluice_err_t err) {

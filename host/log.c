@@ -48,6 +48,12 @@ int sl_log_parse_level(const char *s) {
     return -1;
 }
 
+/* Longest first, so a secret that contains a shorter one is hidden whole. */
+static int by_length_desc(const void *a, const void *b) {
+    size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
 void sl_log_add_secret(const char *value) {
     if (!value || strlen(value) < 4) return;
     pthread_mutex_lock(&g_log.lock);
@@ -58,26 +64,40 @@ void sl_log_add_secret(const char *value) {
         g_log.secrets = grown;
         char *copy = strdup(value);
         if (copy) g_log.secrets[g_log.nsecrets++] = copy;
+        qsort(g_log.secrets, g_log.nsecrets, sizeof(char *), by_length_desc);
     }
 out:
     pthread_mutex_unlock(&g_log.lock);
 }
 
-/* Replaces every registered secret in buf (in place, buf has room for cap). */
-static void mask_secrets(char *buf, size_t cap) {
+/* msg with every registered secret replaced by the mask; malloc'd (NULL on
+ * OOM). Called with the lock held. */
+static char *mask_secrets(const char *msg) {
+    size_t mlen = strlen(SECRET_MASK), cap = strlen(msg) + 1;
     for (size_t i = 0; i < g_log.nsecrets; i++) {
-        const char *s = g_log.secrets[i];
-        size_t slen = strlen(s), mlen = strlen(SECRET_MASK);
-        char *hit, *from = buf;
-        while ((hit = strstr(from, s)) != NULL) {
-            size_t tail = strlen(hit + slen);
-            if ((size_t)(hit - buf) + mlen + tail + 1 > cap) tail = cap - (size_t)(hit - buf) - mlen - 1;
-            memmove(hit + mlen, hit + slen, tail);
-            hit[mlen + tail] = '\0';
-            memcpy(hit, SECRET_MASK, mlen);
-            from = hit + mlen;
+        size_t hits = 0;
+        for (const char *p = msg; (p = strstr(p, g_log.secrets[i])) != NULL; p++) hits++;
+        cap += hits * mlen;
+    }
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (const char *p = msg; *p;) {
+        size_t hit = 0;
+        for (size_t i = 0; i < g_log.nsecrets && !hit; i++) {
+            size_t slen = strlen(g_log.secrets[i]);
+            if (strncmp(p, g_log.secrets[i], slen) == 0) hit = slen;
+        }
+        if (hit) {
+            memcpy(out + o, SECRET_MASK, mlen);
+            o += mlen;
+            p += hit;
+        } else {
+            out[o++] = *p++;
         }
     }
+    out[o] = '\0';
+    return out;
 }
 
 static const char *level_name(sluice_log_level_t level) {
@@ -91,8 +111,8 @@ static const char *level_name(sluice_log_level_t level) {
 
 void sl_logv(sluice_log_level_t level, const char *component, const char *fmt, va_list ap) {
     if (!sl_log_enabled(level)) return;
-    char msg[4096];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0) return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -100,10 +120,14 @@ void sl_logv(sluice_log_level_t level, const char *component, const char *fmt, v
     char when[32];
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     pthread_mutex_lock(&g_log.lock);
-    mask_secrets(msg, sizeof(msg));
-    fprintf(stderr, "%s.%03ldZ %s [%s] %s\n", when, ts.tv_nsec / 1000000L, level_name(level),
-            component ? component : "worker", msg);
+    char *masked = g_log.nsecrets ? mask_secrets(msg) : NULL;
+    /* A message that cannot be masked (OOM) is not written at all. */
+    if (masked || !g_log.nsecrets)
+        fprintf(stderr, "%s.%03ldZ %s [%s] %s\n", when, ts.tv_nsec / 1000000L, level_name(level),
+                component ? component : "worker", masked ? masked : msg);
     pthread_mutex_unlock(&g_log.lock);
+    free(masked);
+    free(msg);
 }
 
 void sl_log(sluice_log_level_t level, const char *component, const char *fmt, ...) {

@@ -125,17 +125,41 @@ double sl_metrics_sum(sl_metrics_t *m, const char *name, const char *connector) 
     return sum;
 }
 
+/* Prometheus text escaping: HELP escapes \\ and newline; label values
+ * also escape the double quote. */
+static void write_escaped(FILE *out, const char *s, int label) {
+    for (; *s; s++) {
+        if (*s == '\\') fputs("\\\\", out);
+        else if (*s == '\n') fputs("\\n", out);
+        else if (label && *s == '"') fputs("\\\"", out);
+        else fputc(*s, out);
+    }
+}
+
+static void write_sample(FILE *out, const sluice_metric_t *x) {
+    fprintf(out, "sluice_%s", x->name);
+    if (x->connector) {
+        fputs("{connector=\"", out);
+        write_escaped(out, x->connector, 1);
+        fprintf(out, "\",task=\"%d\"}", x->task);
+    }
+    fprintf(out, " %.17g\n", x->value);
+}
+
 void sl_metrics_write(sl_metrics_t *m, FILE *out) {
     pthread_mutex_lock(&m->lock);
+    /* One HELP/TYPE block per name, every sample of that name under it. */
     for (size_t i = 0; i < m->n; i++) {
-        sluice_metric_t *x = m->items[i];
-        fprintf(out, "# HELP sluice_%s %s\n# TYPE sluice_%s %s\n", x->name, x->help, x->name,
+        const sluice_metric_t *x = m->items[i];
+        size_t first = 0;
+        while (strcmp(m->items[first]->name, x->name) != 0) first++;
+        if (first != i) continue; /* written with its first occurrence */
+        fprintf(out, "# HELP sluice_%s ", x->name);
+        write_escaped(out, x->help, 0);
+        fprintf(out, "\n# TYPE sluice_%s %s\n", x->name,
                 x->kind == SL_METRIC_COUNTER ? "counter" : "gauge");
-        if (x->connector)
-            fprintf(out, "sluice_%s{connector=\"%s\",task=\"%d\"} %.17g\n", x->name,
-                    x->connector, x->task, x->value);
-        else
-            fprintf(out, "sluice_%s %.17g\n", x->name, x->value);
+        for (size_t j = i; j < m->n; j++)
+            if (strcmp(m->items[j]->name, x->name) == 0) write_sample(out, m->items[j]);
     }
     pthread_mutex_unlock(&m->lock);
 }

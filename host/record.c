@@ -1,6 +1,7 @@
 /* record.c - see record.h. */
 #include "record.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,19 +135,18 @@ sluice_err_t sl_record_add_header(sluice_record_t *rec, const char *name, const 
     return SLUICE_OK;
 }
 
-/* A cheap shape check on the hot path (one call per source record): the
- * offset store parses the text fully when it stores it, and reports there. */
-static int looks_like_json_object(const char *text) {
-    while (*text == ' ' || *text == '\t' || *text == '\n') text++;
-    size_t n = strlen(text);
-    while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t' || text[n - 1] == '\n')) n--;
-    return n >= 2 && text[0] == '{' && text[n - 1] == '}';
+/* True when text parses as a JSON object (as the header promises). */
+static int is_json_object(const char *text) {
+    json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    int ok = j && json_is_object(j);
+    json_decref(j);
+    return ok;
 }
 
 sluice_err_t sl_record_set_source_position(sluice_record_t *rec, const char *partition_json,
                                            const char *offset_json) {
     if (!rec || !partition_json || !offset_json) return SLUICE_ERR_INVALID_ARG;
-    if (!looks_like_json_object(partition_json) || !looks_like_json_object(offset_json))
+    if (!is_json_object(partition_json) || !is_json_object(offset_json))
         return SLUICE_ERR_INVALID_ARG;
     char *p = strdup(partition_json), *o = strdup(offset_json);
     if (!p || !o) {
@@ -162,6 +162,7 @@ sluice_err_t sl_record_set_source_position(sluice_record_t *rec, const char *par
 }
 
 const void *sl_record_header(const sluice_record_t *rec, const char *name, size_t *len) {
+    if (!rec || !name) return NULL;
     for (size_t i = rec->nheaders; i-- > 0;) {
         if (strcmp(rec->headers[i].name, name) == 0) {
             if (len) *len = rec->headers[i].len;

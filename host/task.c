@@ -81,25 +81,17 @@ sluice_err_t sl_task_start(sluice_task_t *t) {
 }
 
 int sl_task_run_timers(sluice_task_t *t, int64_t now_ms, int max_ms) {
-    int64_t next = now_ms + max_ms;
-    /* Unlink stopped timers first: a callback may stop any timer. */
-    for (sluice_timer_t **pp = &t->timers; *pp;) {
-        if ((*pp)->stopped) {
-            sluice_timer_t *dead = *pp;
-            *pp = dead->next;
-            free(dead);
-        } else {
-            pp = &(*pp)->next;
-        }
-    }
+    /* Stopped timers stay allocated until the task is freed: the header
+     * promises handles stay valid until stop() returns. */
     for (sluice_timer_t *tm = t->timers; tm; tm = tm->next) {
-        if (tm->stopped) continue;
-        if (tm->due_ms <= now_ms) {
+        if (!tm->stopped && tm->due_ms <= now_ms) {
             tm->due_ms = now_ms + tm->interval_ms;
-            tm->fn(tm->arg, t);
+            tm->fn(tm->arg, t); /* may start or stop timers (new ones go first) */
         }
-        if (!tm->stopped && tm->due_ms < next) next = tm->due_ms;
     }
+    int64_t next = now_ms + max_ms;
+    for (sluice_timer_t *tm = t->timers; tm; tm = tm->next)
+        if (!tm->stopped && tm->due_ms < next) next = tm->due_ms;
     int64_t wait = next - now_ms;
     return wait < 0 ? 0 : (int)wait;
 }
