@@ -24,7 +24,29 @@ typedef struct problems {
     void *arg;
     const char *prefix; /* "transforms.w." while validating a transform */
     int count;
+    const sl_props_t *hide; /* values that came from config providers */
 } problems_t;
+
+/* Replaces, in place, every occurrence of a hidden value in msg. */
+static void hide_values(char *msg, size_t cap, const sl_props_t *hide) {
+    static const char mask[] = "[hidden]";
+    for (size_t i = 0; hide && i < sl_props_count(hide); i++) {
+        const char *v = sl_props_value_at(hide, i);
+        size_t vlen = strlen(v), mlen = sizeof(mask) - 1;
+        if (vlen == 0) continue;
+        char *hit, *from = msg;
+        while ((hit = strstr(from, v)) != NULL) {
+            size_t tail = strlen(hit + vlen);
+            if ((size_t)(hit - msg) + mlen + tail + 1 > cap) { /* no room: cut the tail */
+                *hit = '\0';
+                break;
+            }
+            memmove(hit + mlen, hit + vlen, tail + 1);
+            memcpy(hit, mask, mlen);
+            from = hit + mlen;
+        }
+    }
+}
 
 static void problem(problems_t *p, const char *key, const char *fmt, ...) SLUICE_PRINTF(3, 4);
 static void problem(problems_t *p, const char *key, const char *fmt, ...) {
@@ -33,6 +55,7 @@ static void problem(problems_t *p, const char *key, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    hide_values(msg, sizeof(msg), p->hide);
     snprintf(full, sizeof(full), "%s%s", p->prefix ? p->prefix : "", key);
     p->count++;
     if (p->fn) p->fn(p->arg, full, msg);
@@ -80,7 +103,7 @@ static void validate_transforms(const sl_runtime_t *rt, const sl_props_t *cfg, p
                     sl_plugin_kind_name(pl->desc->kind));
         } else {
             sl_props_t *sub = sl_props_sub(cfg, prefix);
-            problems_t sp = {p->fn, p->arg, prefix, 0};
+            problems_t sp = {p->fn, p->arg, prefix, 0, p->hide};
             if (sub) validate_plugin_config(pl, sub, &sp);
             p->count += sp.count;
             sl_props_free(sub);
@@ -89,9 +112,9 @@ static void validate_transforms(const sl_runtime_t *rt, const sl_props_t *cfg, p
     free(copy);
 }
 
-int sl_connector_validate(const sl_runtime_t *rt, const sl_props_t *cfg,
+int sl_connector_validate(const sl_runtime_t *rt, const sl_props_t *cfg, const sl_props_t *hide,
                           sl_config_error_fn on_error, void *arg) {
-    problems_t p = {on_error, arg, NULL, 0};
+    problems_t p = {on_error, arg, NULL, 0, hide};
     const char *cls = sl_props_get(cfg, "connector.class");
     const sl_plugin_t *pl = cls ? sl_registry_find(rt->registry, cls) : NULL;
     if (!cls || !*cls) {
@@ -163,17 +186,41 @@ static void register_secrets(const sl_plugin_t *pl, const sl_props_t *cfg) {
     }
 }
 
-sl_connector_t *sl_connector_new(const sl_runtime_t *rt, const char *name, const sl_props_t *config,
+/* Resolves providers in a copy of raw; *hide gets every key whose value
+ * came from a provider, with its resolved value (to keep out of messages). */
+static sl_props_t *resolve(const sl_props_t *raw, sl_props_t **hide, char *err, size_t errlen) {
+    sl_props_t *cfg = sl_props_dup(raw);
+    *hide = sl_props_new();
+    if (!cfg || !*hide || sl_props_resolve(cfg, err, errlen) != 0) {
+        if (!cfg || !*hide) snprintf(err, errlen, "out of memory");
+        sl_props_free(cfg);
+        sl_props_free(*hide);
+        *hide = NULL;
+        return NULL;
+    }
+    for (size_t i = 0; i < sl_props_count(raw); i++)
+        if (strstr(sl_props_value_at(raw, i), "${"))
+            sl_props_set(*hide, sl_props_key_at(raw, i), sl_props_get(cfg, sl_props_key_at(raw, i)));
+    return cfg;
+}
+
+sl_connector_t *sl_connector_new(const sl_runtime_t *rt, const char *name, const sl_props_t *raw,
                                  char *err, size_t errlen) {
     collect_t col = {err, errlen, 0};
     err[0] = '\0';
-    if (sl_connector_validate(rt, config, collect_error, &col) > 0) return NULL;
-    sl_connector_t *c = calloc(1, sizeof(*c));
-    if (!c || !(c->name = strdup(name)) || !(c->config = sl_props_dup(config))) {
-        snprintf(err, errlen, "out of memory");
+    sl_props_t *hide = NULL;
+    sl_props_t *config = resolve(raw, &hide, err, errlen);
+    if (!config) return NULL;
+    int problems = sl_connector_validate(rt, config, hide, collect_error, &col);
+    sl_props_free(hide);
+    sl_connector_t *c = problems ? NULL : calloc(1, sizeof(*c));
+    if (!c || !(c->name = strdup(name)) || !(c->raw_config = sl_props_dup(raw))) {
+        if (!problems) snprintf(err, errlen, "out of memory");
+        sl_props_free(config);
         sl_connector_free(c);
         return NULL;
     }
+    c->config = config;
     c->rt = rt;
     c->plugin = sl_registry_find(rt->registry, sl_props_get(config, "connector.class"));
     int64_t n = 1;
@@ -273,6 +320,7 @@ void sl_connector_free(sl_connector_t *c) {
     free(c->runners);
     free(c->dlq_topic);
     sl_props_free(c->config);
+    sl_props_free(c->raw_config);
     free(c->name);
     free(c);
 }

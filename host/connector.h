@@ -50,7 +50,8 @@ typedef struct sl_runner {
 
 struct sl_connector {
     char *name;
-    sl_props_t *config;
+    sl_props_t *raw_config; /* as submitted: ${...} references unresolved */
+    sl_props_t *config;     /* resolved: what tasks see */
     const sl_plugin_t *plugin;
     const sl_runtime_t *rt;
     sl_transform_def_t *transforms;
@@ -65,7 +66,9 @@ struct sl_connector {
     sl_runner_t *runners;
 };
 
-sl_connector_t *sl_connector_new(const sl_runtime_t *rt, const char *name, const sl_props_t *config,
+/** raw: the config as submitted; providers are resolved here, and values
+ *  they produced never appear in err. */
+sl_connector_t *sl_connector_new(const sl_runtime_t *rt, const char *name, const sl_props_t *raw,
                                  char *err, size_t errlen);
 int sl_connector_start(sl_connector_t *c, char *err, size_t errlen);
 void sl_connector_stop(sl_connector_t *c);
@@ -75,9 +78,10 @@ void sl_connector_drain(sl_connector_t *c, int64_t timeout_ms);
 void sl_connector_free(sl_connector_t *c);
 const char *sl_task_state_name(sl_task_state_t s);
 
-/** Validates a config without creating anything; reports each problem
- *  ("key: reason") to on_error; returns the number of problems. */
-int sl_connector_validate(const sl_runtime_t *rt, const sl_props_t *config,
+/** Validates a resolved config without creating anything; reports each
+ *  problem ("key: reason") to on_error, with the values in hide (may be
+ *  NULL) masked; returns the number of problems. */
+int sl_connector_validate(const sl_runtime_t *rt, const sl_props_t *config, const sl_props_t *hide,
                           sl_config_error_fn on_error, void *arg);
 
 /* Runner entry points (source_runner.c, sink_runner.c). */

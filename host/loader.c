@@ -265,7 +265,7 @@ sl_registry_t *sl_registry_scan(const char *plugin_path, const sluice_host_api_t
     char *copy = strdup(plugin_path ? plugin_path : "");
     if (!copy) return r;
     char *save = NULL;
-    for (char *dir = strtok_r(copy, ",:", &save); dir; dir = strtok_r(NULL, ",:", &save)) {
+    for (char *dir = strtok_r(copy, ",", &save); dir; dir = strtok_r(NULL, ",", &save)) {
         while (*dir == ' ') dir++;
         size_t len = strlen(dir);
         while (len > 0 && (dir[len - 1] == ' ' || dir[len - 1] == '/')) dir[--len] = '\0';

@@ -35,7 +35,7 @@ void sl_plugin_unload(sl_plugin_t *p);
 const char *sl_plugin_kind_name(sluice_plugin_kind_t kind);
 
 /**
- * Scans every directory of a comma-separated plugin path for *.so files and
+ * Scans every directory of a comma-separated plugin path (as in Kafka Connect) for *.so files and
  * loads each. Refused files are reported to on_refuse (may be NULL: then
  * logged as errors); a duplicate plugin name keeps the first and refuses the
  * later file. Never fails as a whole: an unreadable directory is reported

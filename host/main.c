@@ -76,6 +76,12 @@ static int cmd_plugins(int argc, char **argv) {
         free(path);
         path = sl_default_plugin_path(dir);
     }
+    if (!path) {
+        fprintf(stderr, "sluice: out of memory\n");
+        sl_props_free(worker);
+        free(dir);
+        return 1;
+    }
     int refused = 0;
     sl_registry_t *r = sl_registry_scan(path, sl_host_api(), print_refusal, &refused);
     printf("%-24s %-10s %-10s %-5s %s\n", "NAME", "KIND", "VERSION", "ABI", "FILE");
@@ -92,11 +98,11 @@ static int cmd_plugins(int argc, char **argv) {
 }
 
 /* Loads worker + connectors into a new worker; NULL after printing why. */
-static sl_worker_t *build_worker(int argc, char **argv, int *problems) {
+static sl_worker_t *build_worker(int argc, char **argv, int dry_run, int *problems) {
     sl_props_t *props = load_worker(argv[0]);
     if (!props) return NULL;
     char err[4096], *dir = exe_dir();
-    sl_worker_t *w = sl_worker_new(props, dir, err, sizeof(err));
+    sl_worker_t *w = sl_worker_new(props, dir, dry_run, err, sizeof(err));
     free(dir);
     if (!w) {
         fprintf(stderr, "sluice: %s: %s\n", argv[0], err);
@@ -106,7 +112,6 @@ static sl_worker_t *build_worker(int argc, char **argv, int *problems) {
         char *name = NULL;
         sl_props_t *cfg = NULL;
         if (sl_connector_config_load(argv[i], &name, &cfg, err, sizeof(err)) != 0 ||
-            sl_props_resolve(cfg, err, sizeof(err)) != 0 ||
             sl_worker_add_connector(w, name, cfg, err, sizeof(err)) != 0) {
             fprintf(stderr, "sluice: connector %s refused: %s\n", name ? name : argv[i], err);
             (*problems)++;
@@ -123,7 +128,7 @@ static int cmd_validate(int argc, char **argv) {
         return 2;
     }
     int problems = 0;
-    sl_worker_t *w = build_worker(argc, argv, &problems);
+    sl_worker_t *w = build_worker(argc, argv, 1, &problems);
     if (!w) return 1;
     if (problems == 0) printf("%d connector config(s) valid\n", argc - 1);
     sl_worker_free(w);
@@ -146,7 +151,7 @@ static int cmd_standalone(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     int problems = 0;
-    sl_worker_t *w = build_worker(argc, argv, &problems);
+    sl_worker_t *w = build_worker(argc, argv, 0, &problems);
     if (!w) return 1;
     if (problems) {
         sl_worker_free(w);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct sl_worker {
     sl_props_t *props;
@@ -21,9 +22,14 @@ struct sl_worker {
 };
 
 char *sl_default_plugin_path(const char *exe_dir) {
-    size_t len = strlen(exe_dir) + 64;
-    char *p = malloc(len);
-    if (p) snprintf(p, len, "%s/plugins", exe_dir);
+    size_t len = 2 * strlen(exe_dir) + 64;
+    char *p = malloc(len), build[4096], installed[4096];
+    if (!p) return NULL;
+    snprintf(build, sizeof(build), "%s/plugins", exe_dir);
+    snprintf(installed, sizeof(installed), "%s/../lib/sluice/plugins", exe_dir);
+    int has_build = access(build, R_OK) == 0, has_installed = access(installed, R_OK) == 0;
+    snprintf(p, len, "%s%s%s", has_build || !has_installed ? build : "",
+             has_build && has_installed ? "," : "", has_installed ? installed : "");
     return p;
 }
 
@@ -65,7 +71,8 @@ static void refusal(void *arg, const char *path, const char *reason) {
     SL_ERROR("loader", "plugin %s refused: %s", path, reason);
 }
 
-sl_worker_t *sl_worker_new(sl_props_t *props, const char *exe_dir, char *err, size_t errlen) {
+sl_worker_t *sl_worker_new(sl_props_t *props, const char *exe_dir, int dry_run, char *err,
+                           size_t errlen) {
     sl_worker_t *w = calloc(1, sizeof(*w));
     if (!w) {
         sl_props_free(props);
@@ -87,7 +94,9 @@ sl_worker_t *sl_worker_new(sl_props_t *props, const char *exe_dir, char *err, si
         snprintf(err, errlen, "config key 'bootstrap.servers': missing (a broker list, or \"embedded\")");
         goto fail;
     }
-    if (strcmp(bs, "embedded") == 0) {
+    if (strcmp(bs, "embedded") == 0 && dry_run) {
+        w->bootstrap = strdup("embedded (not started: dry run)");
+    } else if (strcmp(bs, "embedded") == 0) {
         if (start_embedded(w, err, errlen) != 0) goto fail;
     } else {
         w->bootstrap = strdup(bs);

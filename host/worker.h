@@ -17,11 +17,15 @@
 
 typedef struct sl_worker sl_worker_t;
 
-/** props is taken. exe_dir locates the default plugin dir. NULL with err. */
-sl_worker_t *sl_worker_new(sl_props_t *props, const char *exe_dir, char *err, size_t errlen);
+/** props is taken. exe_dir locates the default plugin dir. dry_run (for
+ *  `sluice validate`) starts no embedded broker and writes no file. NULL
+ *  with err. */
+sl_worker_t *sl_worker_new(sl_props_t *props, const char *exe_dir, int dry_run, char *err,
+                           size_t errlen);
 void sl_worker_free(sl_worker_t *w);
 const sl_runtime_t *sl_worker_runtime(const sl_worker_t *w);
-/** Validates and adds a connector (not started). -1 with err naming keys. */
+/** Validates and adds a connector (not started); config is as submitted
+ *  (providers unresolved). -1 with err naming keys. */
 int sl_worker_add_connector(sl_worker_t *w, const char *name, const sl_props_t *config,
                             char *err, size_t errlen);
 int sl_worker_start(sl_worker_t *w, char *err, size_t errlen);
@@ -29,7 +33,9 @@ int sl_worker_start(sl_worker_t *w, char *err, size_t errlen);
 void sl_worker_stop(sl_worker_t *w);
 /** Logs a status line per task that changed state since the last call. */
 void sl_worker_report(sl_worker_t *w);
-/** Resolves a default plugin path for exe_dir ("<exe_dir>/plugins"). */
+/** The default plugin path for a worker in exe_dir: the existing ones of
+ *  "<exe_dir>/plugins" (the build tree) and "<exe_dir>/../lib/sluice/plugins"
+ *  (an install), comma-separated; malloc'd. */
 char *sl_default_plugin_path(const char *exe_dir);
 
 #endif
