@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# `make bench`: throughput of the Sluice worker against kcat, measured in one
+# run on this machine against one build/tools/kafka-embedded process (three
+# mock brokers on loopback), so the ratios compare like with like.
+#
+#   produce  kcat -P of N pre-generated keyed JSON records (~40 B values,
+#            idempotent, acks=all, lz4, linger.ms=5: the worker's producer
+#            defaults), vs `sluice standalone` running source-counter for the
+#            same N total (1 and 2 tasks, value.converter json and avro).
+#   consume  kcat -C (assign, no group) of the N records kcat produced, and
+#            kcat -G (a consumer-group member, like a sink task), vs sink-file
+#            (fsync off) reading the same topic (value.converter json as bytes,
+#            and json decoded through an Avro schema).
+#
+# BENCH_N=<records> (default 500000) changes N; BENCH_POLL=<seconds> the
+# sampling interval (default 0.05). Every wait is bounded (BENCH_LIMIT, 120 s);
+# every process is killed and the temp dir removed on every exit path.
+#
+# How "done" is measured (the robust part):
+#  - A source is done when the topic's end offsets (high watermarks, summed
+#    over partitions, read with `kcat -Q -t topic:p:-1`, ~10 ms per query)
+#    reach N. The end offset counts what the brokers appended, which with
+#    acks=all is what the worker gets acknowledged one round trip later;
+#    it keeps counting after the mock broker ages old records out of a
+#    partition's log (~190k small records), which matters because the counter
+#    keys every record by its task, so one task writes one partition. The
+#    worker's own "[progress] ... records into Kafka" lines are only written
+#    on its 1 s report tick, too coarse for runs of a few seconds; with
+#    status.interval.ms=1 the worker also writes one after the stop, which is
+#    checked (N acked, 0 errors; a mismatch is reported below the table).
+#  - A sink is done when its file holds N lines. The file is counted
+#    incrementally (only the bytes appended since the last sample), so
+#    polling stays cheap however large the file gets. sink-file buffers in
+#    stdio and flushes at each pre_commit, so the sink connector runs with
+#    offset.flush.interval.ms=100: the last lines show up at most ~100 ms late.
+#    After the stop the file must hold exactly N lines.
+#  - "startup" is worker launch until the first sample that sees a record
+#    (process start, plugin load, broker metadata / consumer group join);
+#    "steady" is the rate from that sample to the end: (N - seen) / (end - first).
+#    Samples are BENCH_POLL apart, so both carry that much uncertainty.
+#  - Peak RSS is VmHWM from /proc/<pid>/status and CPU is utime+stime from
+#    /proc/<pid>/stat, read when the work is done, before the worker stops.
+#    kcat's CPU comes from bash's `time` (kcat -G: sampled from /proc).
+#  - The poller itself (one `kcat -Q` or one stat per sample) costs a few
+#    percent of one core, shared with the process measured; the numbers
+#    move by ~20-30% from run to run on a 2-core box (the mock brokers are
+#    latency-bound and share the cores), so compare within one run.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+SLUICE=$BUILD/sluice
+EMBEDDED=$BUILD/tools/kafka-embedded
+N=${BENCH_N:-500000}
+POLL=${BENCH_POLL:-0.05}
+LIMIT=${BENCH_LIMIT:-120}
+CORES=$(nproc 2>/dev/null || echo '?')
+HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+die() { echo "bench: $*" >&2; exit 1; }
+case $N in '' | *[!0-9]*) die "BENCH_N must be a positive integer, not '$N'" ;; esac
+[ "$N" -ge 100 ] || die "BENCH_N must be at least 100"
+command -v kcat >/dev/null || die "kcat not found (make deps installs it)"
+[ -x "$SLUICE" ] && [ -x "$EMBEDDED" ] || die "$SLUICE or $EMBEDDED missing (run make)"
+
+# Partitions: keep each partition's share well under the mock broker's
+# ~190k-record log cap, so the consume phase reads every record produced.
+P=8
+[ $((N / P)) -le 100000 ] || P=$(((N + 99999) / 100000))
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX") || die "mktemp failed"
+PIDS=()
+cleanup() {
+  [ "${KEEP_TMP:-0}" = 1 ] && echo "bench: kept $T" >&2
+  exec 2>/dev/null # no "Killed" job notices
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p"; done
+  wait
+  [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# forget PID: drop a reaped process from the cleanup list (its id may be reused).
+forget() { local a=() p; for p in "${PIDS[@]:-}"; do [ "$p" = "$1" ] || a+=("$p"); done; PIDS=("${a[@]:-}"); }
+now() { date +%s.%N; }
+fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+# rate COUNT SECONDS -> records/s (integer), "-" when not measurable
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0 && n > 0) printf "%.0f", n / s; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
+tail_log() { echo "--- last lines of $1:" >&2; tail -n 15 "$1" >&2; }
+
+# --- the cluster -------------------------------------------------------------
+TOPICS=(kcat s1j s2j s1a s2a)
+targs=(); for t in "${TOPICS[@]}"; do targs+=(--topic "bench.$t:$P"); done
+"$EMBEDDED" --brokers 3 "${targs[@]}" --bootstrap-file "$T/bootstrap" >"$T/embedded.log" 2>&1 &
+EMB=$!; PIDS+=($EMB)
+end=$((SECONDS + 20))
+until [ -s "$T/bootstrap" ]; do
+  kill -0 $EMB 2>/dev/null || { tail_log "$T/embedded.log"; die "kafka-embedded exited"; }
+  [ $SECONDS -lt $end ] || die "kafka-embedded did not write its bootstrap file in 20 s"
+  sleep 0.1
+done
+BS=$(cat "$T/bootstrap")
+
+# COUNT := sum of the end offsets of topic $1 (0 when the query fails).
+hwm() {
+  local a=() p
+  for ((p = 0; p < P; p++)); do a+=(-t "$1:$p:-1"); done
+  COUNT=$(timeout 10 kcat -Q -b "$BS" "${a[@]}" 2>/dev/null | awk '$3 == "offset" { s += $4 } END { print s + 0 }')
+}
+
+# track WHAT PID T0 TARGET: samples $COUNT (set by the command in WHAT) every
+# POLL s until it reaches TARGET; sets T_FIRST/C_FIRST (first sample > 0) and
+# T_END. Fails when PID (if any) dies or LIMIT seconds pass.
+track() {
+  local what=$1 pid=$2 t0=$3 target=$4 t
+  T_FIRST=; C_FIRST=0; T_END=
+  while :; do
+    eval "$what"; t=$(now)
+    if [ -z "$T_FIRST" ] && [ "$COUNT" -gt 0 ]; then T_FIRST=$t; C_FIRST=$COUNT; fi
+    if [ "$COUNT" -ge "$target" ]; then T_END=$t; return 0; fi
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      tail_log "$LOG"; die "worker exited early ($COUNT of $target records)"
+    fi
+    if awk -v e="$(fsub "$t" "$t0")" -v l="$LIMIT" 'BEGIN { exit !(e > l) }'; then
+      [ -n "$LOG" ] && tail_log "$LOG"; die "$LABEL: only $COUNT of $target records after ${LIMIT} s"
+    fi
+    sleep "$POLL"
+  done
+}
+
+# stop PID: SIGTERM, wait at most 30 s, then SIGKILL; STOP_RC = exit status.
+stop() {
+  kill -TERM "$1" 2>/dev/null
+  local i=0
+  while kill -0 "$1" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  kill -KILL "$1" 2>/dev/null
+  STOP_RC=0; wait "$1" 2>/dev/null || STOP_RC=$?
+  forget "$1"
+}
+
+worker_conf() { # file, offsets file
+  cat >"$1" <<JSON
+{
+  "bootstrap.servers": "$BS",
+  "plugin.path": "$BUILD/plugins",
+  "schemas.path": "$T/schemas",
+  "offset.storage.file.filename": "$2",
+  "offset.flush.interval.ms": 1000,
+  "status.interval.ms": 1,
+  "log.level": "info"
+}
+JSON
+}
+mkdir -p "$T/schemas"
+# The shape of the counter's record and of the records kcat produces.
+cat >"$T/schemas/counter.avsc" <<'JSON'
+{"type": "record", "name": "Counter", "namespace": "io.sluice.example",
+ "fields": [{"name": "task", "type": "int"}, {"name": "n", "type": "long"},
+            {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}
+JSON
+
+ROWS=()
+NOTES=()
+# row PHASE WHAT WALL_S RATE RATIO STEADY STEADY_RATIO STARTUP_S CPU_S RSS
+row() { ROWS+=("$(printf '%-8s %-30s %7s %9s %6s %9s %6s %7s %6s %8s' "$@")"); }
+rss_of() { awk '/^VmHWM:/ { printf "%.0fMB", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo -; }
+cpu_of() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo -; }
+# last_progress LOG NAME WORD: the count in the last "[progress] NAME: <n> records WORD" line
+last_progress() {
+  grep -F "[progress] $2: " "$1" | grep -F "records $3" | tail -n 1 |
+    sed -E 's/.*\] [^:]*: ([0-9]+) records.*, ([0-9]+) errors.*/\1 \2/'
+}
+
+# run_worker LABEL LOG WHAT TARGET CONFIG... : starts a worker, tracks WHAT to
+# TARGET, reads RSS/CPU, stops it. Sets WALL STARTUP STEADY RSS CPU.
+run_worker() {
+  LABEL=$1; LOG=$2; local what=$3 target=$4; shift 4
+  local t0 pid
+  t0=$(now)
+  "$SLUICE" standalone "$@" 2>"$LOG" &
+  pid=$!; PIDS+=($pid)
+  track "$what" $pid "$t0" "$target"
+  RSS=$(rss_of $pid); CPU=$(cpu_of $pid)
+  stop $pid
+  [ "$STOP_RC" = 0 ] || { tail_log "$LOG"; die "$LABEL: worker exited $STOP_RC on SIGTERM"; }
+  WALL=$(fsub "$T_END" "$t0")
+  STARTUP=$(fsub "$T_FIRST" "$t0")
+  STEADY=$(rate $((target - C_FIRST)) "$(fsub "$T_END" "$T_FIRST")")
+}
+
+echo "sluice bench (N=$N, $P partitions, 3 mock brokers, $CORES cores); sampling every ${POLL}s"
+
+# --- produce: kcat -------------------------------------------------------------
+# Same shape as the counter's JSON records; 1000 distinct keys spread them
+# over all partitions.
+awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++)
+  printf "key-%d:{\"task\":0,\"n\":%d,\"ts\":%.0f}\n", i % 1000, i, 1700000000000 + i }' >"$T/records.txt"
+TIMEFORMAT='%U %S'
+t0=$(now)
+{ time timeout --foreground "$LIMIT" kcat -P -b "$BS" -t bench.kcat -K: -X linger.ms=5 -X compression.type=lz4 \
+    -X enable.idempotence=true -X acks=all -X batch.num.messages=10000 \
+    -l "$T/records.txt" 2>"$T/kcat-p.err"; } 2>"$T/kcat-p.time" ||
+  { cat "$T/kcat-p.err" >&2; die "kcat -P failed"; }
+t1=$(now)
+hwm bench.kcat
+[ "$COUNT" -eq "$N" ] || die "kcat produced $COUNT records, not $N (see $T/kcat-p.err)"
+KP_WALL=$(fsub "$t1" "$t0"); KP_RATE=$(rate "$N" "$KP_WALL")
+row produce kcat "${KP_WALL}s" "$KP_RATE" 1.00 - - - "$(awk '{ printf "%.2f", $1 + $2 }' "$T/kcat-p.time")s" -
+
+# --- produce: sluice source-counter -----------------------------------------------
+for spec in 1:json:s1j 2:json:s2j 1:avro:s1a 2:avro:s2a; do
+  IFS=: read -r tasks conv topic <<<"$spec"
+  name=counter-$topic
+  per=$((N / tasks)); target=$((per * tasks))
+  worker_conf "$T/w-$topic.json" "$T/offsets-$topic.json"
+  cat >"$T/$name.json" <<JSON
+{"name": "$name", "config": {"connector.class": "source-counter", "tasks.max": "$tasks",
+ "topic": "bench.$topic", "count": $per, "batch.size": 1000, "value.converter": "$conv"}}
+JSON
+  run_worker "produce $name" "$T/$name.log" "hwm bench.$topic" "$target" "$T/w-$topic.json" "$T/$name.json"
+  read -r acked errors <<<"$(last_progress "$T/$name.log" "$name" "into Kafka")"
+  [ "${acked:-}" = "$target" ] && [ "${errors:-}" = 0 ] ||
+    NOTES+=("$name: the worker's last progress line says '${acked:-?}' acked, '${errors:-?}' errors (expected $target, 0)")
+  row produce "sluice counter $conv (${tasks}t)" "${WALL}s" "$(rate "$target" "$WALL")" \
+    "$(ratio "$(rate "$target" "$WALL")" "$KP_RATE")" "$STEADY" "$(ratio "$STEADY" "$KP_RATE")" \
+    "${STARTUP}s" "${CPU}s" "$RSS"
+done
+
+# --- consume: kcat ----------------------------------------------------------------
+t0=$(now)
+{ time timeout --foreground "$LIMIT" kcat -C -b "$BS" -t bench.kcat -o beginning -e -q -f 'x' 2>"$T/kcat-c.err" >"$T/kcat-c.out"; } \
+  2>"$T/kcat-c.time" || { cat "$T/kcat-c.err" >&2; die "kcat -C failed"; }
+t1=$(now)
+got=$(wc -c <"$T/kcat-c.out")
+[ "$got" -eq "$N" ] || die "kcat consumed $got records, not $N"
+KC_WALL=$(fsub "$t1" "$t0"); KC_RATE=$(rate "$N" "$KC_WALL")
+row consume kcat "${KC_WALL}s" "$KC_RATE" 1.00 - - - "$(awk '{ printf "%.2f", $1 + $2 }' "$T/kcat-c.time")s" -
+
+# COUNT := lines in $SINK_FILE, counting only what was appended since last time.
+OFF=0; LINES=0
+file_lines() {
+  local size
+  size=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0)
+  if [ "$size" -gt "$OFF" ]; then
+    LINES=$((LINES + $(tail -c +$((OFF + 1)) "$SINK_FILE" | head -c $((size - OFF)) | wc -l)))
+    OFF=$size
+  fi
+  COUNT=$LINES
+}
+file_bytes() { COUNT=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0); }
+
+# --- consume: kcat as a group member ---------------------------------------------
+# The sink is a consumer-group member (join, cooperative-sticky assignment);
+# kcat -G with the worker's consumer defaults is the like-for-like reference,
+# measured the same way as the sink (one byte per record, sampled).
+SINK_FILE=$T/kcat-g.out; LABEL="consume kcat -G"; LOG=$T/kcat-g.err
+t0=$(now)
+# Started directly (not in a subshell) so cleanup can kill it by its id;
+# track bounds its time. Its CPU is sampled from /proc with each count (bash
+# reaps it at once when it exits), so it misses only its exit.
+kcat -b "$BS" -G bench-kcat -o beginning -e -q -f 'x' -X auto.offset.reset=earliest \
+  -X partition.assignment.strategy=cooperative-sticky -X enable.auto.commit=false \
+  bench.kcat >"$SINK_FILE" 2>"$LOG" &
+KG=$!; PIDS+=($KG); KG_CPU=-
+kcat_g_count() { local c; c=$(cpu_of $KG) && [ "$c" != - ] && KG_CPU=$c; file_bytes; }
+track kcat_g_count $KG "$t0" "$N"
+rc=0; wait $KG || rc=$?
+forget $KG
+[ "$rc" = 0 ] || { tail_log "$LOG"; die "kcat -G exited $rc"; }
+got=$(stat -c %s "$SINK_FILE")
+[ "$got" -eq "$N" ] || die "kcat -G consumed $got records, not $N"
+WALL=$(fsub "$T_END" "$t0"); STARTUP=$(fsub "$T_FIRST" "$t0")
+STEADY=$(rate $((N - C_FIRST)) "$(fsub "$T_END" "$T_FIRST")")
+row consume "kcat -G (group member)" "${WALL}s" "$(rate "$N" "$WALL")" \
+  "$(ratio "$(rate "$N" "$WALL")" "$KC_RATE")" "$STEADY" "$(ratio "$STEADY" "$KC_RATE")" \
+  "${STARTUP}s" "${KG_CPU}s" -
+
+# --- consume: sluice sink-file ------------------------------------------------------
+for spec in json:bytes json+schema:counter; do
+  IFS=: read -r what schema <<<"$spec"
+  name=file-${what/+/-}
+  SINK_FILE=$T/$name.jsonl; OFF=0; LINES=0
+  extra=; [ "$schema" = bytes ] || extra=", \"value.converter.schema\": \"$schema\""
+  worker_conf "$T/w-$name.json" "$T/offsets-$name.json"
+  cat >"$T/$name.json" <<JSON
+{"name": "$name", "config": {"connector.class": "sink-file", "tasks.max": "1",
+ "topics": "bench.kcat", "file": "$SINK_FILE", "fsync": "false",
+ "offset.flush.interval.ms": 100, "value.converter": "json"$extra}}
+JSON
+  run_worker "consume $name" "$T/$name.log" file_lines "$N" "$T/w-$name.json" "$T/$name.json"
+  lines=$(wc -l <"$SINK_FILE")
+  [ "$lines" -eq "$N" ] || die "$name: $lines lines in the file after the stop, expected $N"
+  read -r put errors <<<"$(last_progress "$T/$name.log" "$name" "written")"
+  [ "${put:-}" = "$N" ] && [ "${errors:-}" = 0 ] ||
+    NOTES+=("$name: the worker's last progress line says '${put:-?}' written, '${errors:-?}' errors (expected $N, 0)")
+  row consume "sluice sink-file $what" "${WALL}s" "$(rate "$N" "$WALL")" \
+    "$(ratio "$(rate "$N" "$WALL")" "$KC_RATE")" "$STEADY" "$(ratio "$STEADY" "$KC_RATE")" \
+    "${STARTUP}s" "${CPU}s" "$RSS"
+done
+
+printf '%-8s %-30s %7s %9s %6s %9s %6s %7s %6s %8s\n' "" "" wall rec/s ratio steady ratio startup cpu "peak RSS"
+for r in "${ROWS[@]}"; do echo "$r"; done
+echo "ratio = rec/s over the first kcat row's rec/s in the same phase (its startup is a few ms,"
+echo "so its wall rate is its steady rate); steady = from the first record seen to the last;"
+echo "startup of group members (kcat -G, sinks) is mostly the group join (~3 s on the mock"
+echo "broker); cpu = the process's user+sys, brokers not included; the counter keys records by"
+echo "task, so 1 task writes 1 partition."
+for n in "${NOTES[@]:-}"; do [ -n "$n" ] && echo "note: $n"; done
+exit 0
