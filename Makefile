@@ -39,6 +39,9 @@ UNIT_TESTS  := $(notdir $(basename $(wildcard tests/test_*.c)))
 UNIT_BINS   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 FIXTURES    := $(notdir $(basename $(wildcard tests/fixtures/plugins/*.c)))
 FIXTURE_SOS := $(FIXTURES:%=$(BUILD)/tests/fixtures/%.so)
+# Working plugins that exist for the integration tests only.
+TEST_PLUGINS := $(notdir $(basename $(wildcard tests/plugins/*.c)))
+TEST_PLUGIN_SOS := $(TEST_PLUGINS:%=$(BUILD)/tests/plugins/%.so)
 
 # Per-plugin and per-tool packages: plugins/<name>/plugin.mk may set
 # PKGS_<name> := ... ; tools may set TOOL_PKGS_<name> in tools/tools.mk.
@@ -46,7 +49,7 @@ FIXTURE_SOS := $(FIXTURES:%=$(BUILD)/tests/fixtures/%.so)
 -include tools/tools.mk
 
 .PHONY: all deps test unit integration run bench install clean help check-deps
-all: $(BUILD)/sluice $(PLUGIN_SOS) $(TOOL_BINS) $(UNIT_BINS) $(FIXTURE_SOS)
+all: $(BUILD)/sluice $(PLUGIN_SOS) $(TOOL_BINS) $(UNIT_BINS) $(FIXTURE_SOS) $(TEST_PLUGIN_SOS)
 
 help:
 	@sed -n '1,8p' Makefile
@@ -71,6 +74,10 @@ $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) inc
 	  $(LDFLAGS) $(call pkg_libs,avro-c $(PKGS_$*)) -lm
 
 # Deliberately broken plugins for the loader tests.
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c include/sluice/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -fvisibility=hidden $(call pkg_cflags,avro-c) -o $@ $< $(LDFLAGS)
+
 $(BUILD)/tests/fixtures/%.so: tests/fixtures/plugins/%.c include/sluice/plugin.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -shared -fvisibility=hidden $(call pkg_cflags,avro-c) -o $@ $< $(LDFLAGS)
@@ -92,6 +99,10 @@ test: deps
 run: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) ./tools/run-example.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) ./tools/bench.sh
 
 install: $(BUILD)/sluice $(PLUGIN_SOS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/sluice \

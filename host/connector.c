@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,8 @@ int sl_connector_validate(const sl_runtime_t *rt, const sl_props_t *cfg, const s
     }
     validate_int_key(cfg, "tasks.max", 1, 1024, &p);
     validate_int_key(cfg, "offset.flush.interval.ms", 1, 86400000, &p);
+    validate_int_key(cfg, "errors.retry.timeout", -1, INT64_MAX / 2, &p);
+    validate_int_key(cfg, "errors.retry.delay.max.ms", 1, 86400000, &p);
     const char *tol = sl_props_get(cfg, "errors.tolerance");
     if (tol && strcmp(tol, "none") != 0 && strcmp(tol, "all") != 0)
         problem(&p, "errors.tolerance", "'%s' is not one of none|all", tol);
@@ -233,6 +236,11 @@ sl_connector_t *sl_connector_new(const sl_runtime_t *rt, const char *name, const
     if (v) sl_parse_int64(v, &c->flush_interval_ms);
     v = sl_props_get(config, "errors.tolerance");
     c->tolerate_errors = v && strcmp(v, "all") == 0;
+    c->retry_timeout_ms = -1;
+    if ((v = sl_props_get(config, "errors.retry.timeout"))) sl_parse_int64(v, &c->retry_timeout_ms);
+    c->retry_delay_max_ms = 60000;
+    if ((v = sl_props_get(config, "errors.retry.delay.max.ms")))
+        sl_parse_int64(v, &c->retry_delay_max_ms);
     v = sl_props_get(config, "errors.deadletterqueue.topic.name");
     if (v && *v) c->dlq_topic = strdup(v);
     register_secrets(c->plugin, config);

@@ -60,6 +60,11 @@ struct sl_connector {
     int tasks_max;
     int64_t flush_interval_ms;
     int tolerate_errors;  /* errors.tolerance=all */
+    /* errors.retry.timeout: how long a RETRIABLE put()/poll() is retried
+     * before the task fails; -1 = forever (the default, as Kafka Connect
+     * retries a RetriableException from put/poll) */
+    int64_t retry_timeout_ms;
+    int64_t retry_delay_max_ms; /* errors.retry.delay.max.ms (60000) */
     char *dlq_topic;      /* errors.deadletterqueue.topic.name, or NULL */
     atomic_int stopping;
     atomic_int draining; /* sinks: stop once caught up with the log end */

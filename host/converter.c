@@ -185,6 +185,18 @@ static sluice_err_t decode_avro(const sl_converter_t *c, const void *data, size_
         sl_record_set_value_bytes(rec, data, len);
         return SLUICE_ERR_BAD_RECORD;
     }
+    /* Avro binary is dense: almost any bytes decode as something. A datum
+     * that leaves bytes over was written with another schema (or is no
+     * Avro at all): refuse it rather than pass on garbage. */
+    size_t used = 0;
+    if (avro_value_sizeof(v, &used) == 0 && used != plen) {
+        snprintf(err, errlen,
+                 "avro decode (%zu bytes) with schema %s: %zu trailing byte(s) after the datum "
+                 "(written with another schema?)",
+                 plen, avro_schema_type_name(c->schema), plen - used);
+        sl_record_set_value_bytes(rec, data, len);
+        return SLUICE_ERR_BAD_RECORD;
+    }
     return SLUICE_OK;
 }
 

@@ -68,6 +68,97 @@ fail:
     return NULL;
 }
 
+/* Whether metadata lists the topic; 1 yes, 0 no, -1 when metadata failed. */
+static int topic_exists(rd_kafka_t *rk, const char *topic, int timeout_ms, int *controller_known) {
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+    int found = 0;
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            found = 1;
+    int32_t ctrl = rd_kafka_controllerid(rk, timeout_ms);
+    *controller_known = 0;
+    for (int i = 0; i < md->broker_cnt; i++)
+        if (md->brokers[i].id == ctrl) *controller_known = 1;
+    rd_kafka_metadata_destroy(md);
+    return found;
+}
+
+int sl_kafka_create_topic(rd_kafka_t *rk, sl_embedded_t *embedded, const char *topic,
+                          int partitions, int replication, const sl_props_t *configs,
+                          int timeout_ms, int *created, char *err, size_t errlen) {
+    char why[512];
+    *created = SL_TOPIC_EXISTED;
+    int controller_known = 0;
+    int exists = topic_exists(rk, topic, timeout_ms, &controller_known);
+    if (exists < 0) {
+        snprintf(err, errlen, "topic %s: no metadata from the cluster in %d ms", topic, timeout_ms);
+        return -1;
+    }
+    if (exists) return 0;
+    if (embedded) {
+        if (sl_embedded_create_topic(embedded, topic, partitions > 0 ? partitions : 1,
+                                     replication > 0 ? replication : 1, err, errlen) != 0)
+            return -1;
+        *created = SL_TOPIC_CREATED;
+        return 0;
+    }
+    if (!controller_known) {
+        /* No controller means no CreateTopics (librdkafka's mock cluster is
+         * one such broker): like Kafka Connect's TopicAdmin on an
+         * UnsupportedVersionException, leave the topic to auto-creation. */
+        *created = SL_TOPIC_LEFT_TO_BROKER;
+        return 0;
+    }
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, replication, why, sizeof(why));
+    if (!nt) {
+        snprintf(err, errlen, "topic %s: %s", topic, why);
+        return -1;
+    }
+    for (size_t i = 0; configs && i < sl_props_count(configs); i++) {
+        if (rd_kafka_NewTopic_set_config(nt, sl_props_key_at(configs, i),
+                                         sl_props_value_at(configs, i)) != 0) {
+            snprintf(err, errlen, "topic %s: bad topic config %s", topic, sl_props_key_at(configs, i));
+            rd_kafka_NewTopic_destroy(nt);
+            return -1;
+        }
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, NULL, 0);
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, NULL, 0);
+    rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    int rc = -1;
+    if (!ev) {
+        snprintf(err, errlen, "topic %s: no answer to CreateTopics in %d ms", topic, timeout_ms);
+    } else if (rd_kafka_event_error(ev)) {
+        snprintf(err, errlen, "topic %s: %s", topic, rd_kafka_event_error_string(ev));
+    } else {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        rd_kafka_resp_err_t e = n ? rd_kafka_topic_result_error(res[0]) : RD_KAFKA_RESP_ERR_UNKNOWN;
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            *created = SL_TOPIC_CREATED;
+            rc = 0;
+        } else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            rc = 0;
+        } else if (e == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION) {
+            *created = SL_TOPIC_LEFT_TO_BROKER;
+            rc = 0;
+        } else {
+            const char *msg = n ? rd_kafka_topic_result_error_string(res[0]) : NULL;
+            snprintf(err, errlen, "topic %s: %s", topic, msg ? msg : rd_kafka_err2str(e));
+        }
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    return rc;
+}
+
 /* Parked handles stay reachable, so leak checkers see no leak. */
 static struct {
     pthread_mutex_t lock;

@@ -30,8 +30,26 @@ rd_kafka_conf_t *sl_kafka_conf(sl_kafka_role_t role, const char *bootstrap,
  */
 void sl_kafka_consumer_destroy(rd_kafka_t *rk, int ever_assigned);
 
-/** An in-process mock cluster; its brokers listen on loopback TCP ports. */
 typedef struct sl_embedded sl_embedded_t;
+
+enum { SL_TOPIC_EXISTED = 0, SL_TOPIC_CREATED = 1, SL_TOPIC_LEFT_TO_BROKER = 2 };
+
+/**
+ * Creates a topic unless metadata lists it (then 0, *created =
+ * SL_TOPIC_EXISTED): on the in-process embedded cluster directly, otherwise
+ * through the admin API (CreateTopics to the controller). A cluster without
+ * a controller or without CreateTopics (librdkafka's mock cluster, e.g.
+ * build/tools/kafka-embedded) cannot create topics: like Kafka Connect, the
+ * topic is then left to the broker's auto-creation (*created =
+ * SL_TOPIC_LEFT_TO_BROKER, return 0). partitions / replication -1 = the
+ * broker's default. configs: topic configs as props (may be NULL). Waits up
+ * to timeout_ms per request. -1 with err on failure.
+ */
+int sl_kafka_create_topic(rd_kafka_t *rk, sl_embedded_t *embedded, const char *topic,
+                          int partitions, int replication, const sl_props_t *configs,
+                          int timeout_ms, int *created, char *err, size_t errlen);
+
+/** An in-process mock cluster; its brokers listen on loopback TCP ports. */
 
 sl_embedded_t *sl_embedded_start(int brokers, char *err, size_t errlen);
 /** "127.0.0.1:port,..." (owned by the cluster). */

@@ -4,6 +4,7 @@
  * handed to put() in batches; offsets are committed only up to what the
  * task (and every transform) reports durable in pre_commit(). */
 #include "connector.h"
+#include "dlq.h"
 #include "kafka.h"
 #include "log.h"
 #include "record.h"
@@ -28,6 +29,7 @@ typedef struct sink_ctx {
     sl_connector_t *conn;
     sluice_task_t *task;
     sl_chain_t chain;
+    sl_dlq_t dlq;
     rd_kafka_t *consumer;
     int cooperative;
     assigned_t *parts;
@@ -35,9 +37,21 @@ typedef struct sink_ctx {
     sluice_record_t **batch; /* what the chain emitted, for the next put() */
     size_t nbatch, cap_batch;
     int failed;
+    /* errors.tolerance=none met a bad record: the records before it are put
+     * and committed, then the task fails with this reason. */
+    char poisoned[1024];
+    /* A RETRIABLE put(): the batch is retried at retry_at (back-off doubling
+     * up to errors.retry.delay.max.ms) while the assigned partitions are
+     * paused, so nothing more is fetched and the consumer keeps polling
+     * (group membership, rebalances). retry_since = 0: not retrying. */
+    int64_t retry_since, retry_at, retry_backoff;
+    int paused;
     int64_t drain_since, next_drain_check;
     int ever_assigned; /* a group join completed (see sl_kafka_consumer_destroy) */
-    sluice_metric_t *m_consumed, *m_put, *m_commits;
+    sluice_metric_t *m_consumed, *m_put, *m_commits, *m_commit_failures, *m_put_retries, *m_paused;
+    rd_kafka_resp_err_t commit_err; /* the last failure logged, and when */
+    int64_t commit_err_logged;
+    int commit_err_quiet;
 } sink_ctx_t;
 
 static void fail_task(sink_ctx_t *s, const char *fmt, ...) SLUICE_PRINTF(2, 3);
@@ -79,26 +93,74 @@ static void free_batch(sink_ctx_t *s) {
     s->nbatch = 0;
 }
 
-/* Hands the batch to put(), retrying a retriable failure with back-off. */
+/* Pauses (or resumes) fetching for every assigned partition. */
+static void set_paused(sink_ctx_t *s, int pause) {
+    if (s->paused == pause) return;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(s->consumer, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l) {
+        if (pause)
+            rd_kafka_pause_partitions(s->consumer, l);
+        else
+            rd_kafka_resume_partitions(s->consumer, l);
+    }
+    if (l) rd_kafka_topic_partition_list_destroy(l);
+    s->paused = pause;
+    sl_metric_set(s->m_paused, pause);
+    SL_INFO(s->task->tag, "%s fetching", pause ? "paused" : "resumed");
+}
+
+/* Hands the batch to put(). A RETRIABLE failure is retried from the loop
+ * (see retry_at) until errors.retry.timeout; any other error fails the
+ * task. */
 static void put_batch(sink_ctx_t *s) {
     if (s->nbatch == 0 || s->failed) return;
+    int64_t now = sl_mono_ms();
+    if (s->retry_since && now < s->retry_at) return;
     const sluice_sink_ops_t *ops = s->task->plugin->desc->sink;
-    int backoff = 100;
-    for (;;) {
-        s->task->error[0] = '\0';
-        sluice_err_t rc = ops->put(s->task->state, s->task, s->batch, s->nbatch);
-        if (rc == SLUICE_OK) break;
-        if (rc == SLUICE_ERR_BAD_RECORD && s->conn->tolerate_errors) break; /* DLQ'd by the task */
-        if (rc != SLUICE_ERR_RETRIABLE || atomic_load(&s->conn->stopping)) {
-            fail_task(s, "put: %s%s%s", sl_host_api()->err2str(rc), s->task->error[0] ? ": " : "",
-                      s->task->error);
+    s->task->error[0] = '\0';
+    sluice_err_t rc = ops->put(s->task->state, s->task, s->batch, s->nbatch);
+    if (rc == SLUICE_ERR_RETRIABLE && !atomic_load(&s->conn->stopping)) {
+        sl_metric_add(s->m_put_retries, 1);
+        now = sl_mono_ms();
+        if (!s->retry_since) {
+            s->retry_since = now;
+            s->retry_backoff = 100;
+            set_paused(s, 1);
+        }
+        int64_t tried = now - s->retry_since;
+        if (s->conn->retry_timeout_ms >= 0 && tried >= s->conn->retry_timeout_ms) {
+            fail_task(s, "put: still failing after %lld ms of retries (errors.retry.timeout=%lld)%s%s",
+                      (long long)tried, (long long)s->conn->retry_timeout_ms,
+                      s->task->error[0] ? ": " : "", s->task->error);
             return;
         }
-        SL_WARN(s->task->tag, "put: retriable error%s%s; retrying in %d ms",
-                s->task->error[0] ? ": " : "", s->task->error, backoff);
-        struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        int64_t wait = s->retry_backoff;
+        if (s->conn->retry_timeout_ms >= 0 && tried + wait > s->conn->retry_timeout_ms)
+            wait = s->conn->retry_timeout_ms - tried; /* one last try at the deadline */
+        SL_WARN(s->task->tag, "put: retriable error%s%s; retrying in %lld ms",
+                s->task->error[0] ? ": " : "", s->task->error, (long long)wait);
+        s->retry_at = now + wait;
+        s->retry_backoff = s->retry_backoff * 2 > s->conn->retry_delay_max_ms
+                               ? s->conn->retry_delay_max_ms
+                               : s->retry_backoff * 2;
+        return;
+    }
+    if (s->retry_since) {
+        SL_INFO(s->task->tag, "put: succeeded again after %lld ms of retries",
+                (long long)(sl_mono_ms() - s->retry_since));
+        s->retry_since = 0;
+        set_paused(s, 0);
+    }
+    if (rc == SLUICE_ERR_RETRIABLE) { /* stopping: not delivered, so not committed */
+        SL_WARN(s->task->tag, "stopping with %zu record(s) not delivered; they will be read again",
+                s->nbatch);
+        free_batch(s);
+        return;
+    }
+    if (rc != SLUICE_OK && !(rc == SLUICE_ERR_BAD_RECORD && s->conn->tolerate_errors)) {
+        fail_task(s, "put: %s%s%s", sl_host_api()->err2str(rc), s->task->error[0] ? ": " : "",
+                  s->task->error);
+        return;
     }
     sl_metric_add(s->m_put, (double)s->nbatch);
     for (size_t i = 0; i < s->nbatch; i++) {
@@ -109,9 +171,41 @@ static void put_batch(sink_ctx_t *s) {
     free_batch(s);
 }
 
+/* A failure is logged once per kind and then at most every 10 s: during a
+ * rebalance every queued asynchronous commit fails the same way. */
+static void commit_result(sink_ctx_t *s, rd_kafka_resp_err_t e) {
+    if (!e) {
+        sl_metric_add(s->m_commits, 1);
+        s->commit_err = 0;
+        return;
+    }
+    if (e == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    sl_metric_add(s->m_commit_failures, 1);
+    int64_t now = sl_mono_ms();
+    if (e == s->commit_err && now - s->commit_err_logged < 10000) {
+        s->commit_err_quiet++;
+        return;
+    }
+    if (s->commit_err_quiet)
+        SL_WARN(s->task->tag, "offset commit failed: %s (and %d more not logged)", rd_kafka_err2str(e),
+                s->commit_err_quiet);
+    else
+        SL_WARN(s->task->tag, "offset commit failed: %s", rd_kafka_err2str(e));
+    s->commit_err = e;
+    s->commit_err_logged = now;
+    s->commit_err_quiet = 0;
+}
+
+static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+    (void)rk;
+    (void)offsets;
+    commit_result(opaque, err);
+}
+
 /* Offsets to commit for the given partitions (all when list is NULL):
  * consumed positions lowered by the task's and the chain's pre_commit. */
-static void commit(sink_ctx_t *s, const rd_kafka_topic_partition_list_t *only) {
+static void commit(sink_ctx_t *s, const rd_kafka_topic_partition_list_t *only, int async) {
     if (s->failed || s->nparts == 0) return;
     put_batch(s);
     sluice_topic_partition_t *tps = calloc(s->nparts, sizeof(*tps));
@@ -143,11 +237,11 @@ static void commit(sink_ctx_t *s, const rd_kafka_topic_partition_list_t *only) {
         rd_kafka_topic_partition_list_add(list, tps[i].topic, tps[i].partition)->offset = off;
     }
     if (list->cnt > 0) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(s->consumer, list, 0);
-        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            SL_WARN(s->task->tag, "offset commit failed: %s", rd_kafka_err2str(e));
-        else
-            sl_metric_add(s->m_commits, 1);
+        /* Periodic commits are asynchronous (a rebalance in progress must not
+         * stall the task; the next one supersedes a failed one), as in Kafka
+         * Connect; those on revocation and shutdown wait for the answer. */
+        rd_kafka_resp_err_t e = rd_kafka_commit(s->consumer, list, async);
+        if (!async) commit_result(s, e);
     }
     rd_kafka_topic_partition_list_destroy(list);
     free(before);
@@ -158,9 +252,19 @@ static void on_assign(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
     size_t n = (size_t)parts->cnt;
     sluice_topic_partition_t *tps = calloc(n ? n : 1, sizeof(*tps));
     if (!tps) return;
-    for (size_t i = 0; i < n; i++)
+    /* The group's committed offsets, so the task can compare them with what
+     * its destination holds. */
+    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_resp_err_t e = rd_kafka_committed(s->consumer, committed, 10000);
+    if (e) SL_WARN(s->task->tag, "reading committed offsets: %s", rd_kafka_err2str(e));
+    for (size_t i = 0; i < n; i++) {
+        int64_t c = e ? -1 : committed->elems[i].offset;
         tps[i] = (sluice_topic_partition_t){parts->elems[i].topic, parts->elems[i].partition,
-                                            SLUICE_OFFSET_UNSET};
+                                            c >= 0 ? c : SLUICE_OFFSET_UNSET};
+    }
+    rd_kafka_topic_partition_list_destroy(committed);
+    int64_t *given = calloc(n ? n : 1, sizeof(*given));
+    for (size_t i = 0; given && i < n; i++) given[i] = tps[i].offset;
     sl_chain_open(&s->chain, tps, n);
     const sluice_sink_ops_t *ops = s->task->plugin->desc->sink;
     if (ops->open && ops->open(s->task->state, s->task, tps, n) != SLUICE_OK)
@@ -168,7 +272,7 @@ static void on_assign(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
     for (size_t i = 0; i < n; i++) {
         /* The task's own start position wins over the committed offset. */
         parts->elems[i].offset = tps[i].offset >= 0 ? tps[i].offset : RD_KAFKA_OFFSET_INVALID;
-        if (tps[i].offset >= 0)
+        if (tps[i].offset >= 0 && given && tps[i].offset != given[i])
             SL_INFO(s->task->tag, "%s[%d]: resuming at offset %lld (from the sink)",
                     tps[i].topic, tps[i].partition, (long long)tps[i].offset);
         if (s->nparts == s->cap_parts) {
@@ -182,11 +286,12 @@ static void on_assign(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
                                              tps[i].offset >= 0 ? tps[i].offset : SLUICE_OFFSET_UNSET};
     }
     free(tps);
+    free(given);
     SL_INFO(s->task->tag, "assigned %d partition(s), now %zu", parts->cnt, s->nparts);
 }
 
 static void on_revoke(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
-    commit(s, parts);
+    commit(s, parts, 0);
     size_t n = (size_t)parts->cnt;
     sluice_topic_partition_t *tps = calloc(n ? n : 1, sizeof(*tps));
     for (size_t i = 0; tps && i < n; i++)
@@ -196,6 +301,17 @@ static void on_revoke(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
     if (tps && ops->close) ops->close(s->task->state, s->task, tps, n);
     if (tps) sl_chain_close(&s->chain, tps, n);
     free(tps);
+    /* Records of revoked partitions not yet put (a retrying put()) are the
+     * new owner's to read from the committed offset: drop them here. */
+    size_t kept = 0;
+    for (size_t i = 0; i < s->nbatch; i++) {
+        sluice_record_t *r = s->batch[i];
+        if (r->topic && rd_kafka_topic_partition_list_find(parts, r->topic, r->partition))
+            sl_record_free(r);
+        else
+            s->batch[kept++] = r;
+    }
+    s->nbatch = kept;
     for (size_t i = 0; i < s->nparts;) {
         if (rd_kafka_topic_partition_list_find(parts, s->parts[i].topic, s->parts[i].partition)) {
             free(s->parts[i].topic);
@@ -220,6 +336,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             e = rd_kafka_incremental_assign(rk, parts);
         else
             rd_kafka_assign(rk, parts);
+        /* While put() is being retried nothing new is fetched. */
+        if (s->paused) rd_kafka_pause_partitions(rk, parts);
         if (e) {
             SL_ERROR(s->task->tag, "assign: %s", rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
@@ -266,10 +384,11 @@ static sluice_err_t decode(sink_ctx_t *s, const rd_kafka_message_t *m, sluice_re
     sluice_err_t rc = sl_converter_decode(&s->conn->value_conv, m->payload, m->len, rec, err,
                                           sizeof(err));
     if (rc == SLUICE_ERR_BAD_RECORD) {
-        sl_host_api()->dead_letter(s->task, rec, rc, err);
+        sl_metric_add(s->task->m_errors, 1);
+        sl_dlq_report_stage(&s->dlq, s->task, rec, rc, err, "VALUE_CONVERTER");
         if (!s->conn->tolerate_errors)
-            fail_task(s, "%s[%d]@%lld: %s (errors.tolerance=none)", rec->topic, rec->partition,
-                      (long long)rec->offset, err);
+            snprintf(s->poisoned, sizeof(s->poisoned), "%s[%d]@%lld: %s (errors.tolerance=none)",
+                     rec->topic, rec->partition, (long long)rec->offset, err);
     }
     return rc;
 }
@@ -312,6 +431,12 @@ static int setup(sink_ctx_t *s) {
     }
     s->task->emit = collect; /* a sink emitting is a no-op into its own batch */
     s->task->emit_arg = s;
+    if (sl_dlq_init(&s->dlq, c, id, NULL, err, sizeof(err)) != 0) {
+        fail_task(s, "%s", err);
+        return -1;
+    }
+    s->task->dead_letter = sl_dlq_report;
+    s->task->dead_letter_arg = &s->dlq;
     sl_metrics_t *m = c->rt->svc.metrics;
     s->m_consumed = sl_metrics_get(m, SL_METRIC_COUNTER, "sink_records_consumed_total",
                                    "records read from Kafka", c->name, id);
@@ -319,7 +444,14 @@ static int setup(sink_ctx_t *s) {
                               "records handed to the sink task", c->name, id);
     s->m_commits = sl_metrics_get(m, SL_METRIC_COUNTER, "sink_offset_commits_total",
                                   "offset commits", c->name, id);
-    if (sl_chain_init(&s->chain, c, id, collect, s, NULL, NULL, err, sizeof(err)) != 0) {
+    s->m_put_retries = sl_metrics_get(m, SL_METRIC_COUNTER, "sink_put_retries_total",
+                                      "put() calls that failed RETRIABLE", c->name, id);
+    s->m_paused = sl_metrics_get(m, SL_METRIC_GAUGE, "sink_paused",
+                                 "1 while fetching is paused for a retrying put()", c->name, id);
+    s->m_commit_failures = sl_metrics_get(m, SL_METRIC_COUNTER, "sink_offset_commit_failures_total",
+                                          "offset commits the group coordinator refused", c->name,
+                                          id);
+    if (sl_chain_init(&s->chain, c, id, collect, s, sl_dlq_report, &s->dlq, err, sizeof(err)) != 0) {
         fail_task(s, "%s", err);
         return -1;
     }
@@ -343,6 +475,7 @@ static int setup(sink_ctx_t *s) {
     }
     rd_kafka_conf_set_opaque(conf, s);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
     if (!(s->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)))) {
         rd_kafka_conf_destroy(conf);
         fail_task(s, "consumer: %s", err);
@@ -358,7 +491,7 @@ static int setup(sink_ctx_t *s) {
 
 /* Reads up to MAX_BATCH messages (waiting at most wait_ms for the first). */
 static void consume_some(sink_ctx_t *s, int wait_ms) {
-    for (int i = 0; i < MAX_BATCH && !s->failed; i++) {
+    for (int i = 0; i < MAX_BATCH && !s->failed && !s->poisoned[0]; i++) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(s->consumer, i == 0 ? wait_ms : 0);
         if (!m) break;
         if (m->err) {
@@ -378,9 +511,12 @@ static void consume_some(sink_ctx_t *s, int wait_ms) {
         rd_kafka_message_destroy(m);
         if (rc == SLUICE_OK) {
             sl_chain_push(&s->chain, rec);
-        } else {
-            /* Bad record (in the DLQ, or the task failed): counts as handled. */
+        } else if (!s->poisoned[0]) {
+            /* Bad record in the DLQ: counts as handled. */
             if (a && rec && rec->offset + 1 > a->consumed) a->consumed = rec->offset + 1;
+            sl_record_free(rec);
+        } else {
+            /* Not handled: a restart must meet it again. */
             sl_record_free(rec);
         }
     }
@@ -418,6 +554,12 @@ static void run(sink_ctx_t *s) {
         int chain_wait = sl_chain_run_timers(&s->chain, 100);
         consume_some(s, chain_wait < wait ? chain_wait : wait);
         put_batch(s);
+        if (s->poisoned[0]) {
+            commit(s, NULL, 0); /* what came before it is delivered */
+            fail_task(s, "%s", s->poisoned);
+            break;
+        }
+        if (s->dlq.owns_producer) rd_kafka_poll(s->dlq.producer, 0);
         if (atomic_load(&s->conn->draining)) {
             int64_t now = sl_mono_ms();
             if (!s->drain_since) s->drain_since = now;
@@ -427,7 +569,7 @@ static void run(sink_ctx_t *s) {
             }
         }
         if (sl_mono_ms() >= next_commit) {
-            commit(s, NULL);
+            commit(s, NULL, 1);
             next_commit = sl_mono_ms() + s->conn->flush_interval_ms;
         }
     }
@@ -435,7 +577,7 @@ static void run(sink_ctx_t *s) {
 
 static void teardown(sink_ctx_t *s) {
     if (s->consumer) {
-        if (!s->failed) commit(s, NULL);
+        if (!s->failed) commit(s, NULL, 0);
         /* Leaving the group revokes everything: close() runs from the callback. */
         sl_kafka_consumer_destroy(s->consumer, s->ever_assigned);
     }
@@ -443,6 +585,7 @@ static void teardown(sink_ctx_t *s) {
     free(s->batch);
     sl_task_free(s->task);
     sl_chain_destroy(&s->chain);
+    sl_dlq_destroy(&s->dlq);
     for (size_t i = 0; i < s->nparts; i++) free(s->parts[i].topic);
     free(s->parts);
 }

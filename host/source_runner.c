@@ -3,6 +3,7 @@
  * Kafka; store a source partition's offset only once Kafka acknowledged
  * that record and every record emitted before it (Kafka Connect's rule). */
 #include "connector.h"
+#include "dlq.h"
 #include "kafka.h"
 #include "log.h"
 #include "offset_store.h"
@@ -29,11 +30,14 @@ typedef struct source_ctx {
     sl_connector_t *conn;
     sluice_task_t *task;
     sl_chain_t chain;
+    sl_dlq_t dlq;
     rd_kafka_t *producer;
     inflight_t *head, *tail;
     pending_offset_t *pending; /* latest acked offset per source partition */
     size_t npending, cap_pending;
     int failed;
+    char **topics; /* topics this task has produced to (created if asked) */
+    size_t ntopics;
     sluice_metric_t *m_produced, *m_acked, *m_failed, *m_poll_errors;
 } source_ctx_t;
 
@@ -119,6 +123,50 @@ static void commit_offsets(source_ctx_t *s) {
     if (ops->commit) ops->commit(s->task->state, s->task);
 }
 
+/* Kafka Connect's topic creation for sources: with
+ * topic.creation.default.partitions / .replication.factor set, a topic the
+ * task writes to for the first time is created with them and with every
+ * other topic.creation.default.<config> as a topic config. */
+static int ensure_topic(source_ctx_t *s, const char *topic) {
+    for (size_t i = 0; i < s->ntopics; i++)
+        if (strcmp(s->topics[i], topic) == 0) return 0;
+    char **grown = realloc(s->topics, (s->ntopics + 1) * sizeof(*grown));
+    if (!grown) return -1;
+    s->topics = grown;
+    if (!(s->topics[s->ntopics] = strdup(topic))) return -1;
+    s->ntopics++;
+    const sl_props_t *cfg = s->conn->config;
+    const char *parts = sl_props_get(cfg, "topic.creation.default.partitions");
+    const char *rf = sl_props_get(cfg, "topic.creation.default.replication.factor");
+    if (!parts && !rf) return 0; /* the broker's auto-creation, if any, applies */
+    int64_t np = -1, nr = -1;
+    if (parts) sl_parse_int64(parts, &np);
+    if (rf) sl_parse_int64(rf, &nr);
+    sl_props_t *all = sl_props_sub(cfg, "topic.creation.default.");
+    if (all) {
+        sl_props_unset(all, "partitions");
+        sl_props_unset(all, "replication.factor");
+    }
+    char err[512];
+    int created = 0;
+    int rc = sl_kafka_create_topic(s->producer, s->conn->rt->embedded, topic, (int)np, (int)nr, all,
+                                   10000, &created, err, sizeof(err));
+    sl_props_free(all);
+    if (rc != 0) {
+        fail_task(s, "creating topic: %s", err);
+        return -1;
+    }
+    if (created == SL_TOPIC_CREATED)
+        SL_INFO(s->task->tag, "created topic %s (%lld partitions, replication %lld)", topic,
+                (long long)np, (long long)nr);
+    else if (created == SL_TOPIC_LEFT_TO_BROKER)
+        SL_WARN(s->task->tag,
+                "topic %s: the cluster cannot create topics (no controller or no CreateTopics); "
+                "left to the broker's auto-creation with its defaults",
+                topic);
+    return 0;
+}
+
 static sluice_err_t produce(source_ctx_t *s, sluice_record_t *rec) {
     char err[512];
     void *value = NULL;
@@ -129,11 +177,18 @@ static sluice_err_t produce(source_ctx_t *s, sluice_record_t *rec) {
         sl_record_free(rec);
         return SLUICE_ERR_BAD_RECORD;
     }
+    if (ensure_topic(s, rec->topic) != 0) {
+        sl_record_free(rec);
+        return SLUICE_ERR_FATAL;
+    }
     sluice_err_t rc = sl_converter_encode(&s->conn->value_conv, rec, &value, &len, err, sizeof(err));
     if (rc != SLUICE_OK) {
-        sl_host_api()->dead_letter(s->task, rec, rc, err);
+        sl_metric_add(s->task->m_errors, 1);
+        sl_dlq_report_stage(&s->dlq, s->task, rec, rc, err, "VALUE_CONVERTER");
+        if (!s->conn->tolerate_errors)
+            fail_task(s, "cannot encode a record for %s: %s (errors.tolerance=none)", rec->topic, err);
         sl_record_free(rec);
-        return rc;
+        return s->conn->tolerate_errors ? SLUICE_ERR_BAD_RECORD : SLUICE_ERR_FATAL;
     }
     rd_kafka_headers_t *hdrs = NULL;
     if (rec->nheaders) {
@@ -235,7 +290,13 @@ static int setup(source_ctx_t *s) {
         fail_task(s, "producer: %s", err);
         return -1;
     }
-    if (sl_chain_init(&s->chain, c, id, final_emit, s, NULL, NULL, err, sizeof(err)) != 0) {
+    if (sl_dlq_init(&s->dlq, c, id, s->producer, err, sizeof(err)) != 0) {
+        fail_task(s, "%s", err);
+        return -1;
+    }
+    s->task->dead_letter = sl_dlq_report;
+    s->task->dead_letter_arg = &s->dlq;
+    if (sl_chain_init(&s->chain, c, id, final_emit, s, sl_dlq_report, &s->dlq, err, sizeof(err)) != 0) {
         fail_task(s, "%s", err);
         return -1;
     }
@@ -249,7 +310,7 @@ static int setup(source_ctx_t *s) {
 static void run(source_ctx_t *s) {
     const sluice_source_ops_t *ops = s->task->plugin->desc->source;
     int64_t next_commit = sl_mono_ms() + s->conn->flush_interval_ms;
-    int backoff = 0;
+    int64_t backoff = 0, retry_since = 0;
     while (!atomic_load(&s->conn->stopping) && !s->failed) {
         int wait = sl_task_run_timers(s->task, sl_mono_ms(), 100);
         int chain_wait = sl_chain_run_timers(&s->chain, 100);
@@ -260,13 +321,24 @@ static void run(source_ctx_t *s) {
             fail_task(s, "poll: %s", s->task->error[0] ? s->task->error : "fatal error");
         } else if (rc == SLUICE_ERR_RETRIABLE || (rc != SLUICE_OK && rc != SLUICE_ERR_NO_DATA)) {
             sl_metric_add(s->m_poll_errors, 1);
-            backoff = backoff ? (backoff * 2 > 5000 ? 5000 : backoff * 2) : 100;
-            SL_WARN(s->task->tag, "poll: %s%s%s; retrying in %d ms", sl_host_api()->err2str(rc),
-                    s->task->error[0] ? ": " : "", s->task->error, backoff);
-            for (int slept = 0; slept < backoff && !atomic_load(&s->conn->stopping); slept += 50)
+            int64_t now = sl_mono_ms();
+            if (!retry_since) retry_since = now;
+            if (s->conn->retry_timeout_ms >= 0 && now - retry_since >= s->conn->retry_timeout_ms) {
+                fail_task(s, "poll: still failing after %lld ms of retries (errors.retry.timeout=%lld)%s%s",
+                          (long long)(now - retry_since), (long long)s->conn->retry_timeout_ms,
+                          s->task->error[0] ? ": " : "", s->task->error);
+                continue;
+            }
+            backoff = backoff ? (backoff * 2 > s->conn->retry_delay_max_ms ? s->conn->retry_delay_max_ms
+                                                                            : backoff * 2)
+                              : 100;
+            SL_WARN(s->task->tag, "poll: %s%s%s; retrying in %lld ms", sl_host_api()->err2str(rc),
+                    s->task->error[0] ? ": " : "", s->task->error, (long long)backoff);
+            for (int64_t slept = 0; slept < backoff && !atomic_load(&s->conn->stopping); slept += 50)
                 rd_kafka_poll(s->producer, 50);
         } else {
             backoff = 0;
+            retry_since = 0;
         }
         if (sl_mono_ms() >= next_commit) {
             commit_offsets(s);
@@ -284,6 +356,7 @@ static void teardown(source_ctx_t *s) {
     }
     sl_task_free(s->task); /* the plugin's stop() */
     sl_chain_destroy(&s->chain);
+    sl_dlq_destroy(&s->dlq); /* shares the producer: destroyed below */
     if (s->producer) rd_kafka_destroy(s->producer);
     for (inflight_t *f = s->head, *next; f; f = next) {
         next = f->next;
@@ -296,6 +369,8 @@ static void teardown(source_ctx_t *s) {
         free(s->pending[i].offset);
     }
     free(s->pending);
+    for (size_t i = 0; i < s->ntopics; i++) free(s->topics[i]);
+    free(s->topics);
 }
 
 void *sl_source_runner_main(void *arg) {

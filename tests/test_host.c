@@ -621,6 +621,20 @@ static void test_converter_avro_raw_roundtrip(void **st) {
     sluice_record_t *other = trade_record("AAPL", 189.25, 301, "hello");
     assert_false(avro_value_equal(a, api()->record_value_avro(other, NULL)));
     sl_record_free(other);
+
+    /* bytes left over after the datum: another schema's data, refused */
+    char *longer = malloc(len + 3);
+    memcpy(longer, bytes, len);
+    memcpy(longer + len, "xyz", 3);
+    sluice_record_t *bad = sl_record_new();
+    assert_int_equal(sl_converter_decode(&f->c, longer, len + 3, bad, f->err, sizeof(f->err)),
+                     SLUICE_ERR_BAD_RECORD);
+    assert_non_null(strstr(f->err, "3 trailing byte(s)"));
+    size_t kept = 0;
+    assert_non_null(api()->record_value_bytes(bad, &kept));
+    assert_int_equal(kept, len + 3);
+    sl_record_free(bad);
+    free(longer);
     free(bytes);
     sl_record_free(in);
     sl_record_free(out);

@@ -178,8 +178,9 @@ typedef struct sluice_config_def {
 
 /**
  * A Kafka topic partition and an offset. In open() the offset is in/out: the
- * host sets SLUICE_OFFSET_UNSET and a task may write the offset of the next
- * record it wants (restoring its position from the destination, for
+ * host sets the consumer group's committed offset (SLUICE_OFFSET_UNSET when
+ * there is none) and a task may write the offset of the next record it
+ * wants instead (restoring its position from the destination, for
  * exactly-once). In pre_commit() the host passes, for each assigned
  * partition, the offset after the last record handed to put(); the task
  * lowers each to the offset after the last record durable in its destination
@@ -231,9 +232,10 @@ typedef struct sluice_source_ops {
  *
  *  start:      create the task's state.
  *  open:       partitions were assigned to this task (consumer-group
- *              rebalance). Set parts[i].offset to resume from a position the
- *              destination remembers; leave SLUICE_OFFSET_UNSET to resume
- *              from the group's committed offset. Optional.
+ *              rebalance), each with the group's committed offset. Set
+ *              parts[i].offset to resume from a position the destination
+ *              remembers; leave it to resume from the committed offset (or
+ *              auto.offset.reset when UNSET). Optional.
  *  close:      partitions were revoked: write or drop what is buffered for
  *              them; they will not be seen again unless reassigned. Optional.
  *  put:        records, in offset order within each partition, borrowed for

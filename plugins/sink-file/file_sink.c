@@ -31,7 +31,10 @@
  *   file   STRING  (required)  path of the JSON-lines output file
  *   fsync  BOOL    true        fsync() the file on every pre_commit/close
  *
- * One file has one writer: the sink refuses to start with tasks.max > 1.
+ * One file has one writer: with tasks.max > 1, "file" must contain {task},
+ * replaced by each task's id (out-{task}.jsonl -> out-0.jsonl, out-1.jsonl).
+ * A partition moving between tasks resumes at the further of the group's
+ * committed offset and what the new owner's file holds.
  */
 #include <sluice/plugin.h>
 
@@ -524,6 +527,25 @@ static void fs_free(file_sink_t *s) {
     free(s);
 }
 
+/* tmpl with every "{task}" replaced by the task id; -1 when out won't hold it. */
+static int expand_task(const char *tmpl, int id, char *out, size_t cap) {
+    size_t o = 0;
+    if (!tmpl) tmpl = "";
+    while (*tmpl) {
+        if (strncmp(tmpl, "{task}", 6) == 0) {
+            int n = snprintf(out + o, cap - o, "%d", id);
+            if (n < 0 || (size_t)n >= cap - o) return -1;
+            o += (size_t)n;
+            tmpl += 6;
+        } else {
+            if (o + 1 >= cap) return -1;
+            out[o++] = *tmpl++;
+        }
+    }
+    out[o] = '\0';
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Callbacks                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -531,16 +553,22 @@ static void fs_free(file_sink_t *s) {
 static sluice_err_t fs_start(sluice_task_t *task, void **state) {
     if (!task || !state) return SLUICE_ERR_INVALID_ARG;
     *state = NULL;
-    if (host->task_count(task) > 1)
+    const char *tmpl = host->config_string(task, "file");
+    if (host->task_count(task) > 1 && tmpl && !strstr(tmpl, "{task}"))
         return fail(task, SLUICE_ERR_CONFIG,
-                    "sink-file writes one file from one task: set tasks.max to 1");
+                    "config 'file': with tasks.max > 1 each task needs its own file: "
+                    "put {task} in the name");
     file_sink_t *s = calloc(1, sizeof(*s));
     if (!s) return fail(task, SLUICE_ERR_FATAL, "out of memory allocating the task state");
     s->fd = -1;
 
     sluice_err_t rc;
-    const char *path = host->config_string(task, "file");
-    if (!path || !*path) {
+    char path[4096];
+    if (expand_task(tmpl, host->task_id(task), path, sizeof(path)) != 0) {
+        rc = fail(task, SLUICE_ERR_CONFIG, "config 'file': name too long");
+        goto fail;
+    }
+    if (!*path) {
         rc = fail(task, SLUICE_ERR_CONFIG, "config 'file' is required");
         goto fail;
     }
@@ -677,6 +705,10 @@ static sluice_err_t fs_open(void *state, sluice_task_t *task, sluice_topic_parti
         }
         if (max[i] >= 0 && max[i] < INT64_MAX && (e->next < 0 || max[i] + 1 > e->next))
             e->next = max[i] + 1;
+        /* The group's committed offset (given by the host) wins when it is
+         * further: another task wrote those records while this one did
+         * not own the partition. */
+        if (parts[i].offset >= 0 && parts[i].offset > e->next) e->next = parts[i].offset;
         if (e->next >= 0) {
             parts[i].offset = e->next;
             host->log(task, SLUICE_LOG_INFO, "%s[%d]: %s holds offsets up to %" PRId64
@@ -883,7 +915,8 @@ static const sluice_config_def_t fs_config[] = {
     {.name = "file",
      .type = SLUICE_CONFIG_STRING,
      .flags = SLUICE_CONFIG_REQUIRED,
-     .doc = "Path of the JSON-lines file records are appended to (created if missing)"},
+     .doc = "Path of the JSON-lines file records are appended to (created if missing); "
+            "{task} is replaced by the task id (required when tasks.max > 1)"},
     {.name = "fsync",
      .type = SLUICE_CONFIG_BOOL,
      .default_value = "true",
