@@ -73,11 +73,12 @@ $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) inc
 	  $(call pkg_cflags,avro-c $(PKGS_$*)) -o $@ $(filter %.c,$^) \
 	  $(LDFLAGS) $(call pkg_libs,avro-c $(PKGS_$*)) -lm
 
-# Deliberately broken plugins for the loader tests.
+# Working plugins the integration tests use (tests/plugins/).
 $(BUILD)/tests/plugins/%.so: tests/plugins/%.c include/sluice/plugin.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -shared -fvisibility=hidden $(call pkg_cflags,avro-c) -o $@ $< $(LDFLAGS)
 
+# Deliberately broken plugins for the loader tests.
 $(BUILD)/tests/fixtures/%.so: tests/fixtures/plugins/%.c include/sluice/plugin.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -shared -fvisibility=hidden $(call pkg_cflags,avro-c) -o $@ $< $(LDFLAGS)

@@ -2,8 +2,54 @@
 #include "record.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* avro_generic_class_from_schema() walks the whole schema: a source making
+ * records of one schema paid it per record. Classes are kept here per schema
+ * (each entry holds a reference to both, so a schema's address cannot be
+ * reused while it is cached); released at exit. */
+#define IFACE_CACHE 32
+static struct {
+    pthread_mutex_t lock;
+    int n, atexit_done;
+    struct {
+        avro_schema_t schema;
+        avro_value_iface_t *iface;
+    } e[IFACE_CACHE];
+} ifaces = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {{0}}};
+
+void sl_record_iface_cache_clear(void) {
+    pthread_mutex_lock(&ifaces.lock);
+    for (int i = 0; i < ifaces.n; i++) {
+        avro_value_iface_decref(ifaces.e[i].iface);
+        avro_schema_decref(ifaces.e[i].schema);
+    }
+    ifaces.n = 0;
+    pthread_mutex_unlock(&ifaces.lock);
+}
+
+/* A new reference to the generic class of schema, or NULL. */
+static avro_value_iface_t *iface_for(avro_schema_t schema) {
+    avro_value_iface_t *found = NULL;
+    pthread_mutex_lock(&ifaces.lock);
+    for (int i = 0; i < ifaces.n && !found; i++)
+        if (ifaces.e[i].schema == schema) found = avro_value_iface_incref(ifaces.e[i].iface);
+    pthread_mutex_unlock(&ifaces.lock);
+    if (found) return found;
+    avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
+    if (!iface) return NULL;
+    pthread_mutex_lock(&ifaces.lock);
+    if (ifaces.n < IFACE_CACHE) {
+        if (!ifaces.atexit_done) ifaces.atexit_done = atexit(sl_record_iface_cache_clear) == 0;
+        ifaces.e[ifaces.n].schema = avro_schema_incref(schema);
+        ifaces.e[ifaces.n].iface = avro_value_iface_incref(iface);
+        ifaces.n++;
+    }
+    pthread_mutex_unlock(&ifaces.lock);
+    return iface;
+}
 
 sluice_record_t *sl_record_new(void) {
     sluice_record_t *rec = calloc(1, sizeof(*rec));
@@ -86,7 +132,7 @@ sluice_err_t sl_record_set_value_avro_iface(sluice_record_t *rec, avro_schema_t 
 sluice_err_t sl_record_set_value_avro(sluice_record_t *rec, avro_schema_t schema,
                                       avro_value_t **value) {
     if (!rec || !schema) return SLUICE_ERR_INVALID_ARG;
-    avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
+    avro_value_iface_t *iface = iface_for(schema);
     if (!iface) return SLUICE_ERR_INVALID_ARG;
     sluice_err_t rc = sl_record_set_value_avro_iface(rec, schema, iface, value);
     avro_value_iface_decref(iface);
@@ -143,11 +189,19 @@ static int is_json_object(const char *text) {
     return ok;
 }
 
+/* The source partition of a task's records rarely changes: the last one a
+ * thread validated is remembered (copied, so nothing is freed at exit). */
+static _Thread_local char last_partition[256];
+
 sluice_err_t sl_record_set_source_position(sluice_record_t *rec, const char *partition_json,
                                            const char *offset_json) {
     if (!rec || !partition_json || !offset_json) return SLUICE_ERR_INVALID_ARG;
-    if (!is_json_object(partition_json) || !is_json_object(offset_json))
-        return SLUICE_ERR_INVALID_ARG;
+    if (strcmp(partition_json, last_partition) != 0) {
+        if (!is_json_object(partition_json)) return SLUICE_ERR_INVALID_ARG;
+        size_t len = strlen(partition_json);
+        if (len < sizeof(last_partition)) memcpy(last_partition, partition_json, len + 1);
+    }
+    if (!is_json_object(offset_json)) return SLUICE_ERR_INVALID_ARG;
     char *p = strdup(partition_json), *o = strdup(offset_json);
     if (!p || !o) {
         free(p);

@@ -63,4 +63,9 @@ const void *sl_record_header(const sluice_record_t *rec, const char *name, size_
  *  made for schema (saves building one per record); takes references. */
 sluice_err_t sl_record_set_value_avro_iface(sluice_record_t *rec, avro_schema_t schema,
                                             avro_value_iface_t *iface, avro_value_t **value);
+/** Releases the cached generic Avro classes (one per schema, kept so that
+ *  records of a schema do not rebuild its class each time). Runs at exit;
+ *  tests counting schema references call it first. */
+void sl_record_iface_cache_clear(void);
+
 #endif

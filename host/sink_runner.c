@@ -31,6 +31,7 @@ typedef struct sink_ctx {
     sl_chain_t chain;
     sl_dlq_t dlq;
     rd_kafka_t *consumer;
+    rd_kafka_queue_t *queue; /* the consumer's queue (rd_kafka_poll_set_consumer) */
     int cooperative;
     assigned_t *parts;
     size_t nparts, cap_parts;
@@ -482,6 +483,7 @@ static int setup(sink_ctx_t *s) {
         return -1;
     }
     rd_kafka_poll_set_consumer(s->consumer);
+    s->queue = rd_kafka_queue_get_consumer(s->consumer);
     if (subscribe(s, err, sizeof(err)) != 0) {
         fail_task(s, "%s", err);
         return -1;
@@ -489,11 +491,17 @@ static int setup(sink_ctx_t *s) {
     return 0;
 }
 
-/* Reads up to MAX_BATCH messages (waiting at most wait_ms for the first). */
+/* Reads up to MAX_BATCH messages in one call (waiting at most wait_ms for
+ * the first); rebalance callbacks are served from the same call. */
 static void consume_some(sink_ctx_t *s, int wait_ms) {
-    for (int i = 0; i < MAX_BATCH && !s->failed && !s->poisoned[0]; i++) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->consumer, i == 0 ? wait_ms : 0);
-        if (!m) break;
+    static _Thread_local rd_kafka_message_t *msgs[MAX_BATCH];
+    ssize_t got = rd_kafka_consume_batch_queue(s->queue, wait_ms, msgs, MAX_BATCH);
+    for (ssize_t i = 0; i < got; i++) {
+        rd_kafka_message_t *m = msgs[i];
+        if (s->failed || s->poisoned[0]) { /* not handled: read again after a restart */
+            rd_kafka_message_destroy(m);
+            continue;
+        }
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 SL_WARN(s->task->tag, "consume: %s", rd_kafka_message_errstr(m));
@@ -510,7 +518,9 @@ static void consume_some(sink_ctx_t *s, int wait_ms) {
         sluice_err_t rc = decode(s, m, &rec);
         rd_kafka_message_destroy(m);
         if (rc == SLUICE_OK) {
-            sl_chain_push(&s->chain, rec);
+            sluice_err_t trc = sl_chain_push(&s->chain, rec);
+            if (trc != SLUICE_OK && trc != SLUICE_ERR_NO_DATA && trc != SLUICE_ERR_BAD_RECORD)
+                fail_task(s, "transform: %s", sl_host_api()->err2str(trc));
         } else if (!s->poisoned[0]) {
             /* Bad record in the DLQ: counts as handled. */
             if (a && rec && rec->offset + 1 > a->consumed) a->consumed = rec->offset + 1;
@@ -579,6 +589,7 @@ static void teardown(sink_ctx_t *s) {
     if (s->consumer) {
         if (!s->failed) commit(s, NULL, 0);
         /* Leaving the group revokes everything: close() runs from the callback. */
+        if (s->queue) rd_kafka_queue_destroy(s->queue);
         sl_kafka_consumer_destroy(s->consumer, s->ever_assigned);
     }
     free_batch(s);
