@@ -88,7 +88,8 @@ $(BUILD)/tools/%: tools/%.c $(HOST_OBJS)
 	$(CC) $(CFLAGS) $(call pkg_cflags,$(HOST_PKGS) $(TOOL_PKGS_$*)) -o $@ $< $(HOST_OBJS) \
 	  $(LDFLAGS) $(call pkg_libs,$(HOST_PKGS) $(TOOL_PKGS_$*)) -ldl -lpthread -lm
 
-$(BUILD)/tests/%: tests/%.c $(HOST_OBJS)
+# TEST_DEPS_<test> (set in a plugin.mk): extra files a unit test #includes.
+$(BUILD)/tests/%: tests/%.c $$(TEST_DEPS_$$*) $(HOST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(call pkg_cflags,$(HOST_PKGS) $(TEST_PKGS)) -o $@ $< $(HOST_OBJS) \
 	  $(LDFLAGS) $(call pkg_libs,$(HOST_PKGS) $(TEST_PKGS)) -ldl -lpthread -lm
