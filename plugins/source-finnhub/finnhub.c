@@ -494,7 +494,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             snprintf(why, sizeof(why), "HTTP %d instead of a websocket upgrade (%s)",
                      s->http_status, in && len ? (const char *)in : "no details");
         else
-            snprintf(why, sizeof(why), "%s", in ? (const char *)in : "connection failed");
+            snprintf(why, sizeof(why), "%s (check finnhub.url and that the feed is reachable)",
+                     in ? (const char *)in : "connection failed");
         connection_lost(s, why);
         break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
@@ -561,7 +562,10 @@ static void start_connect(fh_t *s) {
     s->http_status = 0;
     s->close_why[0] = '\0';
     set_state(s, CONN_CONNECTING);
-    host->log(s->task, SLUICE_LOG_INFO, "connecting to %s", s->where);
+    /* the first attempt at INFO; retries are already announced by the
+     * warning that scheduled them */
+    host->log(s->task, s->attempt ? SLUICE_LOG_DEBUG : SLUICE_LOG_INFO, "connecting to %s",
+              s->where);
     if (!lws_client_connect_via_info(&ci) && s->state == CONN_CONNECTING) {
         s->wsi = NULL;
         connection_lost(s, "the connection could not be started");
