@@ -3,7 +3,8 @@
 #  1. synthetic: the URL is printed and written; a wrong or missing token is
 #     refused with HTTP 401, a second concurrent client with 429; only the
 #     subscribed symbols arrive; --count N gives exactly N trades, the same,
-#     field by field, as the --sent-file lines; pings keep coming after.
+#     field by field, as the --sent-file lines; pings keep coming after; a
+#     port in use is an error; a seed gives the same trades every run.
 #  2. faults: --max-symbols and bad client messages answered with errors;
 #     --drop-after drops the connection once and a reconnecting client
 #     resumes (the two together get exactly --count trades); malformed and
@@ -109,7 +110,10 @@ probe() { # name, URL, args...: frames in $T/name.frames; sets PROBE_RC
 }
 
 # --- 1. synthetic: URL, tokens, one client at a time, --count ----------------
-start_replay s1 --synthetic --seed 5 --rate 0 --count 60 --ping-ms 200
+# Rates above 0 where a client subscribes to several symbols: it subscribes
+# one message at a time, and at full speed the trades could all be gone
+# before its last subscribe arrives.
+start_replay s1 --synthetic --seed 5 --rate 100 --count 60 --ping-ms 200
 S1=$LAST_PID
 check "the URL is written to --port-file" wait_for 10 test -s "$T/s1.url"
 URL=$(cat "$T/s1.url")
@@ -141,12 +145,26 @@ check "the --sent-file lines are the trades received, field by field" frames sam
 check "synthetic trades have null, absent and listed \"c\" and fractional volumes" bash -c \
   "grep -q '\"c\":null' '$T/s1.sent' && grep -q '\"c\":\[' '$T/s1.sent' &&
    grep -vq '\"c\"' '$T/s1.sent' && grep -qE '\"v\":[0-9]+\.[0-9]+' '$T/s1.sent'"
+rc=0; "$REPLAY" --token x --port "${URL##*:}" >/dev/null 2>"$T/inuse.log" || rc=$?
+check_eq "a --port in use: exit 1" 1 "$rc"
+check "... saying so" grep -q "cannot listen on 127.0.0.1:${URL##*:}" "$T/inuse.log"
 stop_worker $S1
 check_eq "SIGTERM exits 0" 0 "$STOP_RC"
 check_eq "... saying how many trades were sent" "60 trades sent" "$(tail -1 "$T/s1.out")"
 
+# Deterministic: the same seed and subscriptions give the same trades.
+for run in d1 d2; do
+  start_replay $run --synthetic --seed 77 --rate 0 --count 30 --ping-ms 0
+  D=$LAST_PID
+  wait_for 10 test -s "$T/$run.url"
+  probe $run "$(cat "$T/$run.url")/?token=$TOKEN" --subscribe BINANCE:ETHUSDT --trades 30 --seconds 20
+  stop_worker $D
+done
+check_eq "a seeded run sends 30 trades" 30 "$(wc -l <"$T/d1.sent")"
+check "the same seed sends the same trades again" cmp -s "$T/d1.sent" "$T/d2.sent"
+
 # --- 2. faults: errors, drop and reconnect, malformed frames, unsubscribe ----
-start_replay s2 --synthetic --seed 9 --rate 2000 --count 100 --drop-after 40 \
+start_replay s2 --synthetic --seed 9 --rate 200 --count 100 --drop-after 40 \
   --malformed-every 7 --error-every 11 --max-symbols 3 --ping-ms 0
 S2=$LAST_PID
 check "fault server listening" wait_for 10 test -s "$T/s2.url"
@@ -186,7 +204,7 @@ check_eq "SIGTERM exits 0" 0 "$STOP_RC"
 check_eq "... 100 trades sent" "100 trades sent" "$(tail -1 "$T/s2.out")"
 
 # --- 3. the recording --------------------------------------------------------
-start_replay s3 --file "$SAMPLE" --rate 0 --batch 2 --ping-ms 0
+start_replay s3 --file "$SAMPLE" --rate 500 --batch 2 --ping-ms 0
 S3=$LAST_PID
 check "replay server listening" wait_for 10 test -s "$T/s3.url"
 want=$(frames count "$SAMPLE" BINANCE:BTCUSDT AAPL)

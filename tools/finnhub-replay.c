@@ -417,6 +417,13 @@ static void recording_free(recording_t *r) {
     *r = (recording_t){0};
 }
 
+/* Symbols are printable: no control characters (so log lines stay lines). */
+static bool printable(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return false;
+    return true;
+}
+
 /* Fills *t from a recorded trade object (strings copied); NULL or a reason. */
 static const char *trade_from_json(json_t *o, trade_t *t) {
     *t = (trade_t){0};
@@ -425,7 +432,7 @@ static const char *trade_from_json(json_t *o, trade_t *t) {
            *v = json_object_get(o, "v"), *c = json_object_get(o, "c");
     if (!json_is_number(p)) return "\"p\" is not a number";
     if (!json_is_string(s) || json_string_length(s) == 0 || json_string_length(s) > MAX_SYMBOL_LEN ||
-        strlen(json_string_value(s)) != json_string_length(s))
+        strlen(json_string_value(s)) != json_string_length(s) || !printable(json_string_value(s)))
         return "\"s\" is not a symbol";
     if (!json_is_integer(tt) || json_integer_value(tt) < 0) return "\"t\" is not a time in ms";
     if (!json_is_number(v)) return "\"v\" is not a number";
@@ -929,11 +936,14 @@ static void handle_client_message(server_t *srv, session_t *s, const char *text,
     if (!m) why = "Invalid message: not JSON";
     else if (!json_is_object(m)) why = "Invalid message: not a JSON object";
     else if (!sub && !unsub) why = "Unknown message type";
-    else if (!symbol || !*symbol || strlen(symbol) != json_string_length(sym))
-        why = "Invalid symbol";
+    else if (!symbol || !*symbol || !printable(symbol)) why = "Invalid symbol";
     else if (strlen(symbol) > MAX_SYMBOL_LEN) why = "Invalid symbol: too long";
     if (why) {
-        log_event(srv, "bad client message (%s): %.*s", why, len > 200 ? 200 : (int)len, text);
+        char shown[201];
+        size_t n = len < 200 ? len : 200;
+        for (size_t i = 0; i < n; i++) shown[i] = (unsigned char)text[i] < 0x20 ? '?' : text[i];
+        shown[n] = '\0';
+        log_event(srv, "bad client message (%s): %s", why, shown);
         queue_reply(srv, s, error_message(why));
     } else if (sub && subscribed(s, symbol)) {
         log_event(srv, "subscribe %s (already subscribed)", symbol);
