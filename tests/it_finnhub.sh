@@ -8,7 +8,9 @@
 #     and still exactly the trades the server sent.
 #  3. bad: malformed frames and error messages -> counted, logged, bad
 #     frames in the dead-letter topic, every valid trade still delivered.
-#  4. message: output.format=message -> the original TestObject records.
+#  4. message: output.format=message -> the original TestObject records;
+#     malformed frames without a DLQ (errors.tolerance=none) are logged and
+#     skipped, the task goes on.
 #  5. idle: a server that upgrades and then says nothing is dropped after
 #     finnhub.idle.timeout.ms and reconnected.
 #  6. the worker stays up and says why for an unreachable URL, a refused
@@ -40,7 +42,7 @@ replay() {
 replay plain --synthetic --seed 11 --count $N --rate 0 --batch 7 --ping-ms 100
 replay drop --synthetic --seed 12 --count $N --rate 20000 --batch 5 --drop-after 1000
 replay bad --synthetic --seed 13 --count $N --rate 0 --batch 3 --malformed-every 50 --error-every 40
-replay msg --synthetic --seed 14 --count 500 --rate 0 --batch 4
+replay msg --synthetic --seed 14 --count 500 --rate 0 --batch 4 --malformed-every 25
 replay refused --synthetic --seed 15 --count 10
 # a server that completes the websocket upgrade and then never sends a byte
 cat >"$T/silent.py" <<'PYEOF'
@@ -204,6 +206,8 @@ msg_done() { [ "$(wc -l <"$T/msg.sent" 2>/dev/null || echo 0)" -ge 500 ]; }
 check "message: the server sent 500 trades" wait_for 40 msg_done
 msg_in() { [ "$(decode fh.msg msg finnhub_message)" = "ok 500" ]; }
 check "message: TestObject records hold exactly the 500 trades, no key" wait_for 20 msg_in
+check "message: malformed frames with errors.tolerance=none (no DLQ): logged, task still RUNNING" bash -c \
+  "grep -q 'fh-msg/0\] bad record at TASK_POLL: bad Finnhub' '$T/worker.log' && ! grep -q 'fh-msg/0 is FAILED' '$T/worker.log'"
 
 # --- 5. idle connection ------------------------------------------------------------
 idle_twice() { [ "$(grep -c "fh-idle/0\] disconnected from .*: nothing received for [0-9]* ms (finnhub.idle.timeout.ms)" "$T/worker.log")" -ge 2 ]; }
