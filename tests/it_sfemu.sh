@@ -154,6 +154,16 @@ post "{\"statement\": \"$MERGE\", $NS, \"bindings\": {\"1\": {\"type\": \"FIXED\
 check_eq "MERGE of the same key: updated" "200 0 1" "$CODE $(j "d['stats']['numRowsInserted'], d['stats']['numRowsUpdated']")"
 check_eq "... one row with the new value" "2.5" "$(q "SELECT price FROM sluice_db.public.trades WHERE seq = 20" | tail -n +2)"
 
+# --- queries a sink makes -----------------------------------------------------------
+post "{\"statement\": \"WITH m AS (SELECT MAX(seq) AS hi FROM trades) SELECT MAX(seq), COUNT(*), (SELECT hi FROM m) AS top FROM trades WHERE symbol IS NOT NULL OR seq >= 20\", $NS}"
+check_eq "SELECT MAX, COUNT, a CTE: names and values" "['MAX(SEQ)', 'COUNT(*)', 'TOP'] [['20', '4', '20']]" \
+  "$(j "[c['name'] for c in d['resultSetMetaData']['rowType']], d['data']")"
+post "{\"statement\": \"SHOW TABLES LIKE 'TR%'\", $NS}"
+check_eq "SHOW TABLES" "TRADES SLUICE_DB PUBLIC" "$(j "d['data'][0][1], d['data'][0][2], d['data'][0][3]")"
+post "{\"statement\": \"DESCRIBE TABLE trades\", $NS}"
+check_eq "DESCRIBE TABLE" "['SYMBOL', 'VARCHAR(16777216)', 'COLUMN', 'Y', None, 'N', 'N'] TIMESTAMP_NTZ(9)" \
+  "$(j "d['data'][0], d['data'][3][1]")"
+
 # --- SQL errors -------------------------------------------------------------------------
 post "{\"statement\": \"SELECT * FROM nosuch\", $NS}"
 check_eq "unknown table: 422 002003" "422 002003" "$CODE $(j "d['code']")"
@@ -181,6 +191,12 @@ check "GET polls until 200" wait_for 15 polled
 check_eq "... with the result" "[['42']] ANSWER" "$(j "d['data'], d['resultSetMetaData']['rowType'][0]['name']")"
 post "{\"statement\": \"SELECT 1\"}" "?async=true"
 check_eq "async=true: 202 at once" 202 "$CODE"
+H=$(j "d['statementHandle']")
+CODE=$(curl -s -o "$T/resp" -w '%{http_code}' -X POST "$URL/api/v2/statements/$H/cancel" -H "Accept: application/json" \
+  -H "Authorization: Bearer $TOK" -H "X-Snowflake-Authorization-Token-Type: KEYPAIR_JWT")
+check_eq "cancel before it ran: 200 000604" "200 000604" "$CODE $(j "d['code']")"
+get "$H"
+check_eq "... GET then says canceled: 422 000604" "422 000604" "$CODE $(j "d['code']")"
 stop_worker $EMU_PID
 check_eq "SIGTERM with statements in flight: exit 0" 0 "$STOP_RC"
 

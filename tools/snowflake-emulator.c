@@ -760,6 +760,8 @@ typedef struct {
     const char *op;
     sf_err_t *e;
     bool insert_values; /* emitting the VALUES of an INSERT */
+    char ctes[16][256];  /* names a WITH clause defines: not tables */
+    int nctes;
 } tr_t;
 
 static bool kw(const tok_t *t, const char *w) { return t->kind == T_IDENT && !strcmp(t->text, w); }
@@ -838,8 +840,17 @@ static int no_table(sf_err_t *e, const char *name) {
 static int emit_table(tr_t *tr, int *i, sb_t *out, bool alias, char *stor_out, char *alias_out) {
     char parts[3][256], stor[800], last[256];
     int np;
-    if (parse_name(tr, i, parts, &np) || resolve(tr, parts, np, stor, sizeof(stor), last)) return -1;
-    if (!table_exists(tr->s->db, stor)) return no_table(tr->e, stor);
+    if (parse_name(tr, i, parts, &np)) return -1;
+    bool cte = false;
+    for (int k = 0; np == 1 && k < tr->nctes; k++)
+        if (!strcmp(parts[0], tr->ctes[k])) cte = true;
+    if (cte) {
+        snprintf(stor, sizeof(stor), "%s", parts[0]);
+        snprintf(last, sizeof(last), "%s", parts[0]);
+    } else {
+        if (resolve(tr, parts, np, stor, sizeof(stor), last)) return -1;
+        if (!table_exists(tr->s->db, stor)) return no_table(tr->e, stor);
+    }
     sb_add(out, " ");
     sb_quoted(out, stor, '"');
     if (stor_out) snprintf(stor_out, 800, "%s", stor);
@@ -858,6 +869,17 @@ static int emit_table(tr_t *tr, int *i, sb_t *out, bool alias, char *stor_out, c
 }
 
 static int emit_range(tr_t *tr, int from, int to, sb_t *out);
+
+/* The space before a token, left out where SQLite would name a result column
+ * differently from Snowflake ("MAX(X)", "T.A", "F(A, B)"). */
+static void sep(sb_t *out, const tok_t *t, const tok_t *prev) {
+    if (!out->len) return;
+    char last = out->p[out->len - 1];
+    if (last == '(' || last == '.' || last == ' ') return;
+    if (t->kind == T_OP && (!strcmp(t->text, ")") || !strcmp(t->text, ",") || !strcmp(t->text, "."))) return;
+    if (t->kind == T_OP && !strcmp(t->text, "(") && prev && prev->kind == T_IDENT) return;
+    sb_add(out, " ");
+}
 
 /* VALUES (..),(..) rows at *i (just after VALUES), counted against the
  * 16,384 limit. */
@@ -893,9 +915,24 @@ static int emit_values(tr_t *tr, int *i, int to, sb_t *out) {
 static int emit_range(tr_t *tr, int from, int to, sb_t *out) {
     int items = 0; /* items of the innermost list, for the 16,384 cap */
     int list_start = from;
+    /* open parentheses; true where FROM inside is a function's (EXTRACT(x FROM y)) */
+    bool fn_paren[64];
+    int depth = 0;
     for (int i = from; i < to;) {
         tok_t *t = &tr->t[i];
         tok_t *nx = i + 1 < to ? &tr->t[i + 1] : NULL;
+        if (op(t, "(") || op(t, ")")) {
+            if (op(t, "(") && depth < 64)
+                fn_paren[depth] = i > from && (kw(&tr->t[i - 1], "EXTRACT") || kw(&tr->t[i - 1], "TRIM") ||
+                                               kw(&tr->t[i - 1], "SUBSTRING") || kw(&tr->t[i - 1], "POSITION") ||
+                                               kw(&tr->t[i - 1], "OVERLAY"));
+            depth += op(t, "(") ? 1 : depth > 0 ? -1 : 0;
+        }
+        if (kw(t, "FROM") && depth > 0 && depth <= 64 && fn_paren[depth - 1]) {
+            sb_add(out, " FROM");
+            i++;
+            continue;
+        }
         if (t->kind == T_IDENT) {
             if ((kw(t, "FROM") || kw(t, "JOIN")) && nx && kw(nx, "VALUES")) {
                 sb_add(out, " FROM (");
@@ -963,15 +1000,17 @@ static int emit_range(tr_t *tr, int from, int to, sb_t *out) {
             if (call && kw(t, "NVL")) w = "IFNULL";
             else if (call && kw(t, "IFF")) w = "IIF";
             else if (kw(t, "ILIKE")) w = "LIKE";
-            sb_printf(out, " %s", w);
+            sep(out, t, i > from ? &tr->t[i - 1] : NULL);
+            sb_add(out, w);
         } else if (t->kind == T_QIDENT) {
-            sb_add(out, " ");
+            sep(out, t, i > from ? &tr->t[i - 1] : NULL);
             sb_quoted(out, t->text, '"');
         } else if (t->kind == T_STRING) {
-            sb_add(out, " ");
+            sep(out, t, i > from ? &tr->t[i - 1] : NULL);
             sb_quoted(out, t->text, '\'');
         } else if (t->kind == T_PARAM) {
-            sb_printf(out, " ?%d", t->param);
+            sep(out, t, i > from ? &tr->t[i - 1] : NULL);
+            sb_printf(out, "?%d", t->param);
         } else if (t->kind == T_OP) {
             if (!strcmp(t->text, "::")) return UNSUPPORTED(tr->e, "the :: cast operator (use CAST(x AS type))");
             if (op(t, ":") || op(t, "[") || op(t, "@") || op(t, "$"))
@@ -992,9 +1031,11 @@ static int emit_range(tr_t *tr, int from, int to, sb_t *out) {
                               "SQL compilation error: error line %d at position %d\nmaximum number of expressions "
                               "in a list exceeded, expected at most 16,384, got %d", line, col, n);
             }
-            sb_printf(out, " %s", t->text);
+            sep(out, t, i > from ? &tr->t[i - 1] : NULL);
+            sb_add(out, t->text);
         } else {
-            sb_printf(out, " %s", t->text);
+            sep(out, t, i > from ? &tr->t[i - 1] : NULL);
+            sb_add(out, t->text);
         }
         i++;
     }
@@ -1396,7 +1437,7 @@ static int parse_column(tr_t *tr, int *i, sb_t *ddl, char *name, char *canon, in
         } else if (kw(t, "AUTOINCREMENT") || kw(t, "IDENTITY")) {
             return UNSUPPORTED(tr->e, "AUTOINCREMENT / IDENTITY columns");
         } else if (kw(t, "COLLATE") || kw(t, "COMMENT")) {
-            *i += 2;
+            *i += *i + 1 < tr->end ? 2 : 1;
         } else if (kw(t, "PRIMARY") || kw(t, "UNIQUE") || kw(t, "REFERENCES") || kw(t, "FOREIGN") ||
                    kw(t, "KEY") || kw(t, "CONSTRAINT")) {
             (*i)++; /* informational in Snowflake: not enforced, so not created */
@@ -1641,6 +1682,8 @@ static int do_use(tr_t *tr, int i, result_t *r) {
     return 0;
 }
 
+static void collect_ctes(tr_t *tr, int i);
+
 static int do_insert(tr_t *tr, int i, const binds_t *b, result_t *r) {
     i++;
     if (kw(&tr->t[i], "OVERWRITE") || kw(&tr->t[i], "ALL") || kw(&tr->t[i], "FIRST"))
@@ -1672,6 +1715,7 @@ static int do_insert(tr_t *tr, int i, const binds_t *b, result_t *r) {
             goto fail;
         }
     } else if (i < tr->end && (kw(&tr->t[i], "SELECT") || kw(&tr->t[i], "WITH") || op(&tr->t[i], "("))) {
+        collect_ctes(tr, i);
         if (emit_range(tr, i, tr->end, &q)) goto fail;
     } else {
         syntax_err(tr->e, tr->s->sql, tr->t[i].pos, "unexpected token, expected VALUES or SELECT");
@@ -1734,8 +1778,38 @@ fail:
     return -1;
 }
 
+/* Skips balanced parentheses starting at i (an opening one); returns the
+ * index after the closing one, or tr->end. */
+static int skip_parens(tr_t *tr, int i) {
+    int depth = 0;
+    for (; i < tr->end; i++) {
+        if (op(&tr->t[i], "(")) depth++;
+        else if (op(&tr->t[i], ")") && --depth == 0) return i + 1;
+    }
+    return tr->end;
+}
+
+/* Names a WITH clause at i defines (WITH [RECURSIVE] a [(cols)] AS (...), b AS (...)). */
+static void collect_ctes(tr_t *tr, int i) {
+    if (!kw(&tr->t[i], "WITH")) return;
+    i++;
+    if (kw(&tr->t[i], "RECURSIVE")) i++;
+    while (i < tr->end && is_name(&tr->t[i]) && tr->nctes < 16) {
+        snprintf(tr->ctes[tr->nctes++], 256, "%s", tr->t[i].text);
+        i++;
+        if (i < tr->end && op(&tr->t[i], "(")) i = skip_parens(tr, i);
+        if (i >= tr->end || !kw(&tr->t[i], "AS")) return;
+        i++;
+        if (i >= tr->end || !op(&tr->t[i], "(")) return;
+        i = skip_parens(tr, i);
+        if (i >= tr->end || !op(&tr->t[i], ",")) return;
+        i++;
+    }
+}
+
 static int do_select(tr_t *tr, int i, const binds_t *b, result_t *r) {
     sb_t q = {0};
+    collect_ctes(tr, i);
     if (emit_range(tr, i, tr->end, &q)) {
         free(q.p);
         return -1;
@@ -1844,6 +1918,10 @@ static int do_merge(tr_t *tr, int i, const binds_t *b, result_t *r) {
         i++;
         int th = find_kw(tr, i, then);
         sb_t extra = {0};
+        if (th >= tr->end) {
+            syntax_err(tr->e, tr->s->sql, (int)strlen(tr->s->sql), "unexpected '<EOF>', expected THEN");
+            goto out;
+        }
         if (kw(&tr->t[i], "AND")) {
             if (emit_range(tr, i + 1, th, &extra)) goto out_extra;
         } else if (th != i) {
