@@ -219,5 +219,70 @@ check "... and the log says after executing" grep -q "dropped the connection aft
 stop_worker $EMU_PID
 check_eq "exit 0" 0 "$STOP_RC"
 
+# --- Snowpipe Streaming --------------------------------------------------------------------
+start_emu stream --commit-delay-ms 300
+post "{\"statement\": \"CREATE TABLE events (id NUMBER, body VARIANT, ts TIMESTAMP_NTZ)\", $NS}"
+CODE=$(curl -s -o "$T/resp" -w '%{http_code}' "$URL/v2/streaming/hostname" -H "Authorization: Bearer $TOK" \
+  -H "X-Snowflake-Authorization-Token-Type: KEYPAIR_JWT")
+check_eq "GET /v2/streaming/hostname" "200 ${URL#http://}" "$CODE $(j "d['hostname']")"
+CODE=$(curl -s -o "$T/resp" -w '%{http_code}' -X POST "$URL/oauth/token" -H "Authorization: Bearer $TOK" \
+  --data-urlencode "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer" --data-urlencode "scope=${URL#http://}")
+SCOPED=$(j "d['token']")
+check "POST /oauth/token: a scoped token" test "$CODE" = 200 -a -n "$SCOPED"
+CH="$URL/v2/streaming/databases/sluice_db/schemas/public/pipes/EVENTS-STREAMING"
+DATA="$URL/v2/streaming/data/databases/sluice_db/schemas/public/pipes/EVENTS-STREAMING"
+s_call() { # method url [body] [token]
+  CODE=$(curl -s -o "$T/resp" -w '%{http_code}' -X "$1" "$2" -H "Authorization: Bearer ${4:-$SCOPED}" \
+    -H "Content-Type: application/json" --data-binary "${3:-{\}}")
+}
+s_call PUT "$CH/channels/events_0"
+CT1=$(j "d['next_continuation_token']")
+check_eq "open channel: 200, nothing committed yet" "200 SUCCESS None True" \
+  "$CODE $(j "d['channel_status']['channel_status_code'], d['channel_status']['last_committed_offset_token'], bool(d['next_continuation_token'])")"
+s_call PUT "$CH/channels/events_0" "{}" "wrong-token"
+check_eq "a wrong token on the ingest host: 401" 401 "$CODE"
+CODE=$(curl -s -o "$T/resp" -w '%{http_code}' -X POST "$DATA/channels/events_0/rows?continuationToken=$CT1&offsetToken=41" \
+  -H "Authorization: Bearer $SCOPED" -H "Content-Type: application/x-ndjson" \
+  --data-binary $'{"id": 0, "body": {"a": 1}, "ts": "2024-01-01 00:00:00"}\n{"ID": 1, "BODY": [1, 2], "TS": 1700000000}\n')
+check_eq "append 2 rows (offset token 41): 200 with the next continuation token" "200 True" "$CODE $(j "d['next_continuation_token'] != '$CT1'")"
+committed() { s_call POST "$CH:bulk-channel-status" '{"channel_names": ["events_0"]}'; [ "$(j "d['channel_statuses']['events_0']['last_committed_offset_token']")" = 41 ]; }
+check "the committed offset token advances to 41" wait_for 10 committed
+check_eq "... the rows are in the table" "ID	BODY	TS
+0	{\"a\":1}	2024-01-01 00:00:00.000000000
+1	[1,2]	2023-11-14 22:13:20.000000000" \
+  "$("$EMU" query --db "$T/stream.sqlite" "SELECT * FROM sluice_db.public.events ORDER BY id" 2>&1)"
+s_call PUT "$CH/channels/events_0"
+check_eq "reopen: the committed offset token is kept" "200 41" "$CODE $(j "d['channel_status']['last_committed_offset_token']")"
+CODE=$(curl -s -o "$T/resp" -w '%{http_code}' -X POST "$DATA/channels/events_0/rows?continuationToken=$CT1&offsetToken=42" \
+  -H "Authorization: Bearer $SCOPED" -H "Content-Type: application/x-ndjson" --data-binary '{"id": 2}')
+check_eq "append with a continuation token from before the reopen: 400 STALE_CONTINUATION_TOKEN_SEQUENCER" \
+  "400 STALE_CONTINUATION_TOKEN_SEQUENCER" "$CODE $(j "d['code']")"
+CT2=$(curl -s -X PUT "$CH/channels/events_0" -H "Authorization: Bearer $SCOPED" -H "Content-Type: application/json" -d '{}' | \
+  python3 -c "import json,sys; print(json.load(sys.stdin)['next_continuation_token'])")
+CODE=$(curl -s -o "$T/resp" -w '%{http_code}' -X POST "$DATA/channels/events_0/rows?continuationToken=$CT2&offsetToken=42" \
+  -H "Authorization: Bearer $SCOPED" -H "Content-Type: application/x-ndjson" --data-binary '{"nosuch": 2}')
+check_eq "a row with an unknown column: 400" 400 "$CODE"
+s_call DELETE "$CH/channels/events_0"
+check_eq "drop channel: 200" 200 "$CODE"
+s_call POST "$CH:bulk-channel-status" '{"channel_names": ["events_0"]}'
+check_eq "... then it has no status" "{}" "$(j "json.dumps(d['channel_statuses'])")"
+stop_worker $EMU_PID
+check_eq "exit 0" 0 "$STOP_RC"
+
+start_emu slowcommit --commit-delay-ms 600000
+CH="$URL/v2/streaming/databases/sluice_db/schemas/public/pipes/EVENTS-STREAMING"
+DATA="$URL/v2/streaming/data/databases/sluice_db/schemas/public/pipes/EVENTS-STREAMING"
+post "{\"statement\": \"CREATE TABLE events (id NUMBER)\", $NS}"
+s_call PUT "$CH/channels/c1" "{}" "$TOK"
+CT1=$(j "d['next_continuation_token']")
+CODE=$(curl -s -o "$T/resp" -w '%{http_code}' -X POST "$DATA/channels/c1/rows?continuationToken=$CT1&offsetToken=7" \
+  -H "Authorization: Bearer $TOK" -H "Content-Type: application/x-ndjson" --data-binary '{"id": 7}')
+check_eq "append (the key-pair JWT works on the ingest host too): 200" 200 "$CODE"
+s_call PUT "$CH/channels/c1" "{}" "$TOK"
+check_eq "reopen before the commit: still nothing committed (uncommitted rows dropped)" "200 None" \
+  "$CODE $(j "d['channel_status']['last_committed_offset_token']")"
+stop_worker $EMU_PID
+check_eq "SIGTERM with uncommitted rows: exit 0" 0 "$STOP_RC"
+
 check "no sanitizer reports" bash -c "! grep -lE 'AddressSanitizer|runtime error|LeakSanitizer' $T/*.err"
 finish

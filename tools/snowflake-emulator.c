@@ -8,7 +8,7 @@
  *        [--user USER2 --public-key F2.pem]... [--port 0] [--port-file F]
  *        [--fail-rate P --fail-status 429|503] [--seed S] [--latency-ms N]
  *        [--async-after-ms N] [--drop-rate P [--drop-when before|after|random]]
- *        [--log-file F]
+ *        [--commit-delay-ms N] [--log-file F]
  *   snowflake-emulator query --db F.sqlite [--database D --schema S] "SELECT ..."
  *
  * serve prints its URL ("http://127.0.0.1:PORT") on stdout once listening
@@ -26,6 +26,17 @@
  * over one hour - as Snowflake does; the specific reason, as
  * SYSTEM$GET_LOGIN_FAILURE_DETAILS would name it, goes to the log with the
  * uuid), then the JSON payload (400, 390142).
+ *
+ * Snowpipe Streaming (REST, high-performance architecture) on the same port:
+ * GET /v2/streaming/hostname (answers this server's "127.0.0.1:PORT"),
+ * POST /oauth/token (a scoped token), and on that host PUT/DELETE
+ * /v2/streaming/databases/D/schemas/S/pipes/P/channels/C (open/drop),
+ * POST /v2/streaming/data/databases/D/schemas/S/pipes/P/channels/C/rows
+ * (NDJSON; continuationToken, offsetToken or endOffsetToken) and POST
+ * .../pipes/P:bulk-channel-status. Only default pipes <TABLE>-STREAMING;
+ * appended rows are committed --commit-delay-ms (default 1000) later,
+ * which is when last_committed_offset_token advances; reopening a channel
+ * drops its uncommitted rows and makes older continuation tokens stale.
  *
  * SQL subset (everything else: 422 "SQL compilation error:\nunsupported in
  * the emulator: ..."):
@@ -729,7 +740,10 @@ static int db_open(const char *path, sqlite3 **db, char *err, size_t errlen) {
                        " type TEXT, nullable INTEGER, dflt TEXT, PRIMARY KEY (tbl, name));"
                        "CREATE TABLE IF NOT EXISTS __sfemu_statements (handle TEXT PRIMARY KEY,"
                        " request_id TEXT, http_status INTEGER, body TEXT, created_ms INTEGER);"
-                       "CREATE INDEX IF NOT EXISTS __sfemu_statements_rid ON __sfemu_statements (request_id);";
+                       "CREATE INDEX IF NOT EXISTS __sfemu_statements_rid ON __sfemu_statements (request_id);"
+                       "CREATE TABLE IF NOT EXISTS __sfemu_channels (tbl TEXT, pipe TEXT, channel TEXT,"
+                       " client_seq INTEGER, committed_token TEXT, rows_inserted INTEGER, created_ms INTEGER,"
+                       " PRIMARY KEY (tbl, pipe, channel));";
     char *msg = NULL;
     if (sqlite3_exec(*db, init, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, msg ? msg : "initialisation failed");
@@ -2453,6 +2467,7 @@ typedef struct {
     int fail_status, drop_when;
     uint64_t seed;
     long latency_ms, async_after_ms;
+    long commit_delay_ms; /* Snowpipe Streaming: append to committed */
 } cfg_t;
 
 enum { ST_QUEUED, ST_RUNNING, ST_DONE, ST_CANCELLED };
@@ -2483,6 +2498,9 @@ typedef struct {
     FILE *log;
     pthread_mutex_t log_mu;
     char accounts[3][256]; /* accepted account spellings in the JWT */
+    char hostport[64];     /* what GET /v2/streaming/hostname answers */
+    struct scoped *tokens; /* POST /oauth/token grants */
+    struct batch *batches, *batches_tail; /* appended rows not committed yet */
 } server_t;
 
 static void logf_(server_t *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -3072,6 +3090,552 @@ static enum MHD_Result cancel_statement(server_t *srv, struct MHD_Connection *c,
     return reply_err(c, &e, NULL);
 }
 
+/* ------------------------------------------------------ Snowpipe Streaming */
+
+/* A scoped token from POST /oauth/token. */
+struct scoped {
+    char token[72];
+    int64_t expires_ms;
+    struct scoped *next;
+};
+
+/* Rows appended to a channel, committed (inserted) commit_delay_ms later. */
+struct batch {
+    char table[800], pipe[256], channel[256];
+    long long client_seq;
+    char *offset_token;
+    int nrows, ncols;
+    char (*cols)[256];
+    bval_t *vals; /* nrows * ncols */
+    int64_t due_ms;
+    struct batch *next;
+};
+
+static void batch_free(struct batch *b) {
+    if (!b) return;
+    binds_free(b->vals, b->nrows * b->ncols);
+    free(b->cols);
+    free(b->offset_token);
+    free(b);
+}
+
+static enum MHD_Result stream_err(struct MHD_Connection *c, int http, const char *code, const char *msg) {
+    return reply_json(c, http, json_pack("{s:s,s:s}", "code", code, "message", msg));
+}
+
+/* Scoped token or key-pair JWT. */
+static bool stream_auth(server_t *srv, struct MHD_Connection *c) {
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7)) return false;
+    const char *tok = auth + 7, *reason;
+    bool ok = false;
+    pthread_mutex_lock(&srv->mu);
+    int64_t now = now_ms();
+    for (struct scoped *t = srv->tokens; t; t = t->next)
+        if (!strcmp(t->token, tok) && t->expires_ms > now) ok = true;
+    pthread_mutex_unlock(&srv->mu);
+    if (ok) return true;
+    if (verify_jwt(srv, tok, &reason) == 0) return true;
+    logf_(srv, "streaming auth failure: %s", reason);
+    return false;
+}
+
+static enum MHD_Result oauth_token(server_t *srv, struct MHD_Connection *c, conn_t *cc) {
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33))
+        return stream_err(c, 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/x-www-form-urlencoded.");
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), *reason = "MISSING_BEARER_TOKEN";
+    if (!auth || strncasecmp(auth, "Bearer ", 7) || verify_jwt(srv, auth + 7, &reason)) {
+        logf_(srv, "POST /oauth/token 401: %s", reason);
+        return stream_err(c, 401, "390144", "JWT token is invalid.");
+    }
+    const char *body = cc->body.p ? cc->body.p : "";
+    if (!strstr(body, "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer") &&
+        !strstr(body, "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer"))
+        return reply(c, 400, "{\"error\":\"unsupported_grant_type\",\"message\":\"grant_type must be urn:ietf:params:oauth:grant-type:jwt-bearer\"}");
+    if (!strstr(body, "scope="))
+        return reply(c, 400, "{\"error\":\"invalid_scope\",\"message\":\"scope (the ingest host) is required\"}");
+    struct scoped *t = calloc(1, sizeof(*t));
+    if (!t) return MHD_NO;
+    unsigned char r[24];
+    if (RAND_bytes(r, sizeof(r)) != 1) {
+        free(t);
+        return MHD_NO;
+    }
+    for (int i = 0; i < 24; i++) sprintf(t->token + 2 * i, "%02x", r[i]);
+    t->expires_ms = now_ms() + 3600 * 1000;
+    pthread_mutex_lock(&srv->mu);
+    t->next = srv->tokens;
+    srv->tokens = t;
+    pthread_mutex_unlock(&srv->mu);
+    logf_(srv, "POST /oauth/token 200");
+    return reply_json(c, 200, json_pack("{s:s}", "token", t->token));
+}
+
+/* "<TABLE>-STREAMING" (any case) is the default pipe of TABLE. */
+static bool default_pipe_table(const char *db, const char *schema, const char *pipe, char *stor, size_t n) {
+    size_t pl = strlen(pipe), sl = strlen("-STREAMING");
+    if (pl <= sl || strcasecmp(pipe + pl - sl, "-STREAMING")) return false;
+    snprintf(stor, n, "%s.%s.%.*s", db, schema, (int)(pl - sl), pipe);
+    upcase(stor);
+    return true;
+}
+
+typedef struct {
+    long long client_seq, rows;
+    char *committed; /* NULL: none */
+    int64_t created_ms;
+    bool found;
+} chan_t;
+
+static chan_t chan_load(sqlite3 *db, const char *tbl, const char *pipe, const char *ch) {
+    chan_t r = {0};
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT client_seq, committed_token, rows_inserted, created_ms FROM __sfemu_channels "
+                               "WHERE tbl=? AND pipe=? AND channel=?", -1, &st, NULL))
+        return r;
+    sqlite3_bind_text(st, 1, tbl, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, pipe, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, ch, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        r.found = true;
+        r.client_seq = sqlite3_column_int64(st, 0);
+        const char *c = (const char *)sqlite3_column_text(st, 1);
+        r.committed = c ? strdup(c) : NULL;
+        r.rows = sqlite3_column_int64(st, 2);
+        r.created_ms = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+static json_t *chan_status(const char *db, const char *schema, const char *pipe, const char *ch, const chan_t *c) {
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "database_name", db, "schema_name", schema,
+                          "pipe_name", pipe, "channel_name", ch, "channel_status_code", "SUCCESS", "created_on_ms",
+                          (json_int_t)c->created_ms, "rows_inserted_count", (json_int_t)c->rows,
+                          "rows_parsed_count", (json_int_t)c->rows, "rows_error_count", (json_int_t)0);
+    json_object_set_new(o, "last_committed_offset_token", c->committed ? json_string(c->committed) : json_null());
+    json_object_set_new(o, "last_error_offset_upper_bound", json_null());
+    json_object_set_new(o, "last_error_message", json_null());
+    json_object_set_new(o, "last_error_timestamp", json_null());
+    return o;
+}
+
+/* Drops the uncommitted batches of a channel (reopened or dropped). Caller holds mu. */
+static void discard_batches(server_t *srv, const char *tbl, const char *pipe, const char *ch) {
+    struct batch **pp = &srv->batches, *last = NULL;
+    while (*pp) {
+        struct batch *b = *pp;
+        if (!strcmp(b->table, tbl) && !strcmp(b->pipe, pipe) && !strcmp(b->channel, ch)) {
+            *pp = b->next;
+            batch_free(b);
+        } else {
+            last = b;
+            pp = &b->next;
+        }
+    }
+    srv->batches_tail = last;
+}
+
+static enum MHD_Result open_channel(server_t *srv, struct MHD_Connection *c, conn_t *cc, const char *db,
+                                    const char *schema, const char *pipe, const char *ch) {
+    char tbl[800];
+    if (!default_pipe_table(db, schema, pipe, tbl, sizeof(tbl)))
+        return stream_err(c, 404, "ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED",
+                          "Only a table's default pipe <TABLE>-STREAMING is emulated.");
+    json_t *body = cc->body.len ? json_loadb(cc->body.p, cc->body.len, 0, NULL) : json_object();
+    if (!json_is_object(body)) {
+        json_decref(body);
+        return stream_err(c, 400, "INVALID_REQUEST", "The body must be a JSON object.");
+    }
+    const char *initial = json_string_value(json_object_get(body, "offset_token"));
+    pthread_mutex_lock(&srv->db_mu);
+    if (!table_exists(srv->db, tbl)) {
+        pthread_mutex_unlock(&srv->db_mu);
+        json_decref(body);
+        return stream_err(c, 404, "ERR_TABLE_DOES_NOT_EXIST_NOT_AUTHORIZED", "The pipe's table does not exist.");
+    }
+    chan_t ch_state = chan_load(srv->db, tbl, pipe, ch);
+    sqlite3_stmt *st;
+    long long seq = ch_state.client_seq + 1;
+    if (!ch_state.found) ch_state.created_ms = now_ms();
+    if (initial && !ch_state.committed) ch_state.committed = strdup(initial);
+    if (!sqlite3_prepare_v2(srv->db, "INSERT OR REPLACE INTO __sfemu_channels VALUES (?,?,?,?,?,?,?)", -1, &st, NULL)) {
+        sqlite3_bind_text(st, 1, tbl, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, pipe, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, ch, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 4, seq);
+        if (ch_state.committed) sqlite3_bind_text(st, 5, ch_state.committed, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 6, ch_state.rows);
+        sqlite3_bind_int64(st, 7, ch_state.created_ms);
+        sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&srv->db_mu);
+    json_decref(body);
+    pthread_mutex_lock(&srv->mu);
+    discard_batches(srv, tbl, pipe, ch); /* reopening drops what was not committed */
+    pthread_mutex_unlock(&srv->mu);
+    char next[64];
+    snprintf(next, sizeof(next), "%lld_0", seq);
+    json_t *resp = json_pack("{s:s,s:o}", "next_continuation_token", next, "channel_status",
+                             chan_status(db, schema, pipe, ch, &ch_state));
+    logf_(srv, "PUT channel %s/%s/%s 200 (client sequencer %lld, committed %s)", tbl, pipe, ch, seq,
+          ch_state.committed ? ch_state.committed : "null");
+    free(ch_state.committed);
+    return reply_json(c, 200, resp);
+}
+
+static enum MHD_Result drop_channel(server_t *srv, struct MHD_Connection *c, const char *db, const char *schema,
+                                    const char *pipe, const char *ch) {
+    char tbl[800];
+    if (!default_pipe_table(db, schema, pipe, tbl, sizeof(tbl)))
+        return stream_err(c, 404, "ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED", "Only default pipes are emulated.");
+    sqlite3_stmt *st;
+    int changed = 0;
+    pthread_mutex_lock(&srv->db_mu);
+    if (!sqlite3_prepare_v2(srv->db, "DELETE FROM __sfemu_channels WHERE tbl=? AND pipe=? AND channel=?", -1, &st, NULL)) {
+        sqlite3_bind_text(st, 1, tbl, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, pipe, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, ch, -1, SQLITE_TRANSIENT);
+        sqlite3_step(st);
+        changed = sqlite3_changes(srv->db);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&srv->db_mu);
+    pthread_mutex_lock(&srv->mu);
+    discard_batches(srv, tbl, pipe, ch);
+    pthread_mutex_unlock(&srv->mu);
+    if (!changed) return stream_err(c, 404, "ERR_CHANNEL_DOES_NOT_EXIST_OR_IS_NOT_AUTHORIZED", "No such channel.");
+    logf_(srv, "DELETE channel %s/%s/%s 200", tbl, pipe, ch);
+    return reply(c, 200, "{}");
+}
+
+/* One JSON value into a column of Snowflake type `type`; -1 with *why set. */
+static int json_to_column(json_t *v, const char *type, bval_t *out, sf_err_t *e) {
+    char kind[16], num[64];
+    int prec, scale;
+    kind_of_type(type, kind, &prec, &scale);
+    memset(out, 0, sizeof(*out));
+    if (!v || json_is_null(v)) return 0;
+    if (!strcmp(kind, "variant") || !strcmp(kind, "object") || !strcmp(kind, "array")) {
+        out->kind = B_TEXT;
+        out->s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!out->s) abort();
+        out->n = strlen(out->s);
+        return 0;
+    }
+    const char *sv = NULL;
+    if (json_is_string(v)) sv = json_string_value(v);
+    else if (json_is_integer(v)) snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v)), sv = num;
+    else if (json_is_real(v)) snprintf(num, sizeof(num), "%.17g", json_real_value(v)), sv = num;
+    else if (json_is_boolean(v)) sv = json_is_true(v) ? "true" : "false";
+    if (!strcmp(kind, "text")) {
+        if (sv) return convert_binding("TEXT", sv, out, e);
+        out->kind = B_TEXT;
+        out->s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!out->s) abort();
+        out->n = strlen(out->s);
+        return 0;
+    }
+    if (!sv) return seterr(e, 400, "100037", "22018", "a JSON %s is not recognized as %s", json_is_object(v) ? "object" : "array", type);
+    if (!strncmp(kind, "timestamp", 9) && json_is_integer(v)) { /* seconds, ms, us or ns by magnitude */
+        long long x = json_integer_value(v), a = llabs(x);
+        long long mul = a < 31536000000LL ? 1000000000LL : a < 31536000000000LL ? 1000000LL : a < 31536000000000000LL ? 1000LL : 1;
+        snprintf(num, sizeof(num), "%lld", x * mul);
+        sv = num;
+    }
+    const char *bt = !strcmp(kind, "fixed") ? "FIXED" : !strcmp(kind, "real") ? "REAL" : !strcmp(kind, "boolean") ? "BOOLEAN"
+                   : !strcmp(kind, "date") ? "DATE" : !strcmp(kind, "time") ? "TIME" : !strcmp(kind, "binary") ? "BINARY"
+                   : !strcmp(kind, "timestamp_tz") ? "TIMESTAMP_TZ" : "TIMESTAMP_NTZ";
+    if (!strcmp(kind, "date") && json_is_string(v) && strlen(sv) > 10) { /* a timestamp string: its date */
+        snprintf(num, sizeof(num), "%.10s", sv);
+        sv = num;
+    }
+    return convert_binding(bt, sv, out, e);
+}
+
+static enum MHD_Result append_rows(server_t *srv, struct MHD_Connection *c, conn_t *cc, const char *db,
+                                   const char *schema, const char *pipe, const char *ch) {
+    char tbl[800];
+    if (!default_pipe_table(db, schema, pipe, tbl, sizeof(tbl)))
+        return stream_err(c, 404, "ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED", "Only default pipes are emulated.");
+    const char *cont = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "continuationToken");
+    const char *off = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offsetToken");
+    if (!off) off = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "endOffsetToken");
+    if (!cont) return stream_err(c, 400, "INVALID_REQUEST", "continuationToken is required.");
+    if (cc->too_big || cc->body.len > 16u * 1024 * 1024)
+        return stream_err(c, 413, "PAYLOAD_TOO_LARGE", "A request body is at most 16 MB.");
+    long long tok_seq = atoll(cont), row_seq = 0;
+    const char *us = strchr(cont, '_');
+    if (us) row_seq = atoll(us + 1);
+    struct batch *b = calloc(1, sizeof(*b));
+    if (!b) return MHD_NO;
+    snprintf(b->table, sizeof(b->table), "%s", tbl);
+    snprintf(b->pipe, sizeof(b->pipe), "%s", pipe);
+    snprintf(b->channel, sizeof(b->channel), "%s", ch);
+    b->offset_token = off ? strdup(off) : NULL;
+    sf_err_t e = {0};
+    const char *fail_code = NULL;
+    char msg[1200] = "";
+    pthread_mutex_lock(&srv->db_mu);
+    chan_t st = chan_load(srv->db, tbl, pipe, ch);
+    if (!st.found) {
+        fail_code = "ERR_CHANNEL_DOES_NOT_EXIST_OR_IS_NOT_AUTHORIZED";
+        snprintf(msg, sizeof(msg), "Channel %s does not exist; open it first.", ch);
+    } else if (tok_seq != st.client_seq) {
+        fail_code = "STALE_CONTINUATION_TOKEN_SEQUENCER";
+        snprintf(msg, sizeof(msg), "The continuation token is from an older open of channel %s; reopen it.", ch);
+    }
+    b->client_seq = st.client_seq;
+    free(st.committed);
+    sqlite3_stmt *q = NULL;
+    if (!fail_code && !sqlite3_prepare_v2(srv->db, "SELECT name, type FROM __sfemu_columns WHERE tbl=? ORDER BY pos", -1, &q, NULL)) {
+        sqlite3_bind_text(q, 1, tbl, -1, SQLITE_TRANSIENT);
+        char (*types)[64] = NULL;
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            b->cols = realloc(b->cols, (size_t)(b->ncols + 1) * sizeof(*b->cols));
+            types = realloc(types, (size_t)(b->ncols + 1) * sizeof(*types));
+            if (!b->cols || !types) abort();
+            snprintf(b->cols[b->ncols], 256, "%s", (const char *)sqlite3_column_text(q, 0));
+            snprintf(types[b->ncols++], 64, "%s", (const char *)sqlite3_column_text(q, 1));
+        }
+        sqlite3_finalize(q);
+        /* NDJSON: one object a line; keys match columns case-insensitively */
+        const char *p = cc->body.p ? cc->body.p : "", *end = p + cc->body.len;
+        int line = 0;
+        while (p < end && !fail_code) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            line++;
+            bool blank = true;
+            for (size_t k = 0; k < len; k++)
+                if (!isspace((unsigned char)p[k])) blank = false;
+            if (!blank) {
+                json_error_t je;
+                json_t *row = json_loadb(p, len, 0, &je);
+                if (!json_is_object(row)) {
+                    fail_code = "INVALID_ROW";
+                    snprintf(msg, sizeof(msg), "Row %d is not a JSON object: %s", line, row ? "not an object" : je.text);
+                } else {
+                    b->vals = realloc(b->vals, (size_t)(b->nrows + 1) * (size_t)b->ncols * sizeof(bval_t));
+                    if (!b->vals && b->ncols) abort();
+                    bval_t *rv = b->vals + (size_t)b->nrows * (size_t)b->ncols;
+                    memset(rv, 0, (size_t)b->ncols * sizeof(bval_t));
+                    b->nrows++;
+                    const char *key;
+                    json_t *val;
+                    json_object_foreach(row, key, val) {
+                        int col = -1;
+                        for (int k = 0; k < b->ncols; k++)
+                            if (!strcasecmp(b->cols[k], key)) col = k;
+                        if (col < 0) {
+                            fail_code = "INVALID_ROW";
+                            snprintf(msg, sizeof(msg), "Row %d: column %.200s does not exist in %s", line, key, tbl);
+                            break;
+                        }
+                        free(rv[col].s);
+                        if (json_to_column(val, types[col], &rv[col], &e)) {
+                            fail_code = "INVALID_ROW";
+                            snprintf(msg, sizeof(msg), "Row %d, column %s: %s", line, b->cols[col], e.msg);
+                            break;
+                        }
+                    }
+                }
+                json_decref(row);
+            }
+            p += len + 1;
+        }
+        free(types);
+    }
+    pthread_mutex_unlock(&srv->db_mu);
+    if (fail_code) {
+        logf_(srv, "POST rows %s/%s/%s 400: %s", tbl, pipe, ch, msg);
+        batch_free(b);
+        return stream_err(c, !strcmp(fail_code, "ERR_CHANNEL_DOES_NOT_EXIST_OR_IS_NOT_AUTHORIZED") ? 404 : 400, fail_code, msg);
+    }
+    b->due_ms = now_ms() + srv->cfg->commit_delay_ms;
+    int nrows = b->nrows;
+    pthread_mutex_lock(&srv->mu);
+    if (srv->batches_tail) srv->batches_tail->next = b;
+    else srv->batches = b;
+    srv->batches_tail = b;
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+    char next[64];
+    snprintf(next, sizeof(next), "%lld_%lld", tok_seq, row_seq + 1);
+    logf_(srv, "POST rows %s/%s/%s 200: %d rows, offset token %s", tbl, pipe, ch, nrows, off ? off : "(none)");
+    return reply_json(c, 200, json_pack("{s:s}", "next_continuation_token", next));
+}
+
+static enum MHD_Result bulk_status(server_t *srv, struct MHD_Connection *c, conn_t *cc, const char *db,
+                                   const char *schema, const char *pipe) {
+    char tbl[800];
+    if (!default_pipe_table(db, schema, pipe, tbl, sizeof(tbl)))
+        return stream_err(c, 404, "ERR_PIPE_DOES_NOT_EXIST_OR_NOT_AUTHORIZED", "Only default pipes are emulated.");
+    json_t *body = cc->body.len ? json_loadb(cc->body.p, cc->body.len, 0, NULL) : NULL;
+    json_t *names = json_object_get(body, "channel_names");
+    if (!json_is_array(names)) {
+        json_decref(body);
+        return stream_err(c, 400, "INVALID_REQUEST", "The body must be {\"channel_names\": [...]}.");
+    }
+    json_t *out = json_object();
+    size_t k;
+    json_t *n;
+    pthread_mutex_lock(&srv->db_mu);
+    json_array_foreach(names, k, n) {
+        const char *ch = json_string_value(n);
+        if (!ch) continue;
+        char chu[256];
+        snprintf(chu, sizeof(chu), "%s", ch);
+        upcase(chu);
+        chan_t st = chan_load(srv->db, tbl, pipe, chu);
+        if (st.found) json_object_set_new(out, ch, chan_status(db, schema, pipe, chu, &st));
+        free(st.committed);
+    }
+    pthread_mutex_unlock(&srv->db_mu);
+    json_decref(body);
+    return reply_json(c, 200, json_pack("{s:o}", "channel_statuses", out));
+}
+
+/* Routes /v2/streaming/... ; path segments are case-insensitive names. */
+static enum MHD_Result streaming(server_t *srv, struct MHD_Connection *c, conn_t *cc, const char *url, const char *method) {
+    if (!strcmp(url, "/v2/streaming/hostname") && !strcmp(method, "GET")) {
+        const char *reason;
+        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        if (!auth || strncasecmp(auth, "Bearer ", 7) || verify_jwt(srv, auth + 7, &reason))
+            return stream_err(c, 401, "390144", "JWT token is invalid.");
+        return reply_json(c, 200, json_pack("{s:s}", "hostname", srv->hostport));
+    }
+    if (!stream_auth(srv, c)) return stream_err(c, 401, "390144", "JWT token is invalid.");
+    char seg[10][256];
+    int n = 0;
+    const char *p = url + strlen("/v2/streaming/");
+    while (*p && n < 10) {
+        const char *sl = strchr(p, '/');
+        size_t len = sl ? (size_t)(sl - p) : strlen(p);
+        if (len == 0 || len >= 256) break;
+        snprintf(seg[n], 256, "%.*s", (int)len, p);
+        upcase(seg[n++]);
+        p += len + (sl ? 1 : 0);
+        if (!sl) break;
+    }
+    if (*p) n = 0; /* trailing garbage */
+    /* databases/D/schemas/S/pipes/P/channels/C */
+    if (n == 8 && !strcmp(seg[0], "DATABASES") && !strcmp(seg[2], "SCHEMAS") && !strcmp(seg[4], "PIPES") &&
+        !strcmp(seg[6], "CHANNELS")) {
+        if (!strcmp(method, "PUT")) return open_channel(srv, c, cc, seg[1], seg[3], seg[5], seg[7]);
+        if (!strcmp(method, "DELETE")) return drop_channel(srv, c, seg[1], seg[3], seg[5], seg[7]);
+    }
+    /* data/databases/D/schemas/S/pipes/P/channels/C/rows */
+    if (n == 10 && !strcmp(seg[0], "DATA") && !strcmp(seg[1], "DATABASES") && !strcmp(seg[3], "SCHEMAS") &&
+        !strcmp(seg[5], "PIPES") && !strcmp(seg[7], "CHANNELS") && !strcmp(seg[9], "ROWS") && !strcmp(method, "POST"))
+        return append_rows(srv, c, cc, seg[2], seg[4], seg[6], seg[8]);
+    /* databases/D/schemas/S/pipes/P:bulk-channel-status */
+    if (n == 6 && !strcmp(seg[0], "DATABASES") && !strcmp(seg[2], "SCHEMAS") && !strcmp(seg[4], "PIPES") &&
+        !strcmp(method, "POST")) {
+        char *colon = strrchr(seg[5], ':');
+        if (colon && !strcmp(colon, ":BULK-CHANNEL-STATUS")) {
+            *colon = '\0';
+            return bulk_status(srv, c, cc, seg[1], seg[3], seg[5]);
+        }
+    }
+    logf_(srv, "%s %.200s 404", method, url);
+    return stream_err(c, 404, "NOT_FOUND", "No such Snowpipe Streaming endpoint.");
+}
+
+/* Commits appended rows once due: inserted into the table and the channel's
+ * committed offset token advanced, in one transaction; batches of a channel
+ * reopened since are dropped. */
+static void *committer(void *arg) {
+    server_t *srv = arg;
+    pthread_mutex_lock(&srv->mu);
+    while (!srv->stopping) {
+        struct batch *b = srv->batches;
+        if (!b) {
+            pthread_cond_wait(&srv->cv, &srv->mu);
+            continue;
+        }
+        int64_t now = now_ms();
+        if (b->due_ms > now) {
+            struct timespec until = {.tv_sec = b->due_ms / 1000, .tv_nsec = (b->due_ms % 1000) * 1000000};
+            pthread_cond_timedwait(&srv->cv, &srv->mu, &until);
+            continue;
+        }
+        srv->batches = b->next;
+        if (!srv->batches) srv->batches_tail = NULL;
+        pthread_mutex_unlock(&srv->mu);
+        pthread_mutex_lock(&srv->db_mu);
+        chan_t st = chan_load(srv->db, b->table, b->pipe, b->channel);
+        bool ok = st.found && st.client_seq == b->client_seq;
+        free(st.committed);
+        if (ok && exec_plain(&(sess_t){.db = srv->db}, "BEGIN") == 0) {
+            sb_t q = {0};
+            sb_add(&q, "INSERT INTO ");
+            sb_quoted(&q, b->table, '"');
+            sb_add(&q, " (");
+            for (int k = 0; k < b->ncols; k++) {
+                if (k) sb_add(&q, ",");
+                sb_quoted(&q, b->cols[k], '"');
+            }
+            sb_add(&q, ") VALUES (");
+            for (int k = 0; k < b->ncols; k++) sb_printf(&q, "%s?%d", k ? "," : "", k + 1);
+            sb_add(&q, ")");
+            sqlite3_stmt *ins = NULL;
+            int rc = b->ncols && b->nrows ? sqlite3_prepare_v2(srv->db, q.p, -1, &ins, NULL) : SQLITE_OK;
+            for (int r = 0; rc == SQLITE_OK && ins && r < b->nrows; r++) {
+                bval_t *rv = b->vals + (size_t)r * (size_t)b->ncols;
+                sqlite3_reset(ins);
+                for (int k = 0; k < b->ncols; k++) {
+                    switch (rv[k].kind) {
+                    case B_NULL: sqlite3_bind_null(ins, k + 1); break;
+                    case B_INT: sqlite3_bind_int64(ins, k + 1, rv[k].i); break;
+                    case B_REAL: sqlite3_bind_double(ins, k + 1, rv[k].d); break;
+                    case B_TEXT: sqlite3_bind_text(ins, k + 1, rv[k].s, (int)rv[k].n, SQLITE_STATIC); break;
+                    default: sqlite3_bind_blob(ins, k + 1, rv[k].s, (int)rv[k].n, SQLITE_STATIC); break;
+                    }
+                }
+                if (sqlite3_step(ins) != SQLITE_DONE) rc = SQLITE_ERROR;
+            }
+            if (rc != SQLITE_OK) logf_(srv, "commit of %d rows to %s failed: %s", b->nrows, b->table, sqlite3_errmsg(srv->db));
+            sqlite3_finalize(ins);
+            free(q.p);
+            sqlite3_stmt *u;
+            if (rc == SQLITE_OK &&
+                !sqlite3_prepare_v2(srv->db, "UPDATE __sfemu_channels SET committed_token = coalesce(?, committed_token),"
+                                             " rows_inserted = rows_inserted + ? WHERE tbl=? AND pipe=? AND channel=?", -1, &u, NULL)) {
+                if (b->offset_token) sqlite3_bind_text(u, 1, b->offset_token, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int(u, 2, b->nrows);
+                sqlite3_bind_text(u, 3, b->table, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(u, 4, b->pipe, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(u, 5, b->channel, -1, SQLITE_TRANSIENT);
+                if (sqlite3_step(u) != SQLITE_DONE) rc = SQLITE_ERROR;
+                sqlite3_finalize(u);
+            }
+            exec_plain(&(sess_t){.db = srv->db}, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK");
+            if (rc == SQLITE_OK)
+                logf_(srv, "committed %d rows to %s (channel %s, offset token %s)", b->nrows, b->table, b->channel,
+                      b->offset_token ? b->offset_token : "unchanged");
+        }
+        pthread_mutex_unlock(&srv->db_mu);
+        batch_free(b);
+        pthread_mutex_lock(&srv->mu);
+    }
+    while (srv->batches) { /* never committed: lost, as when a server dies */
+        struct batch *b = srv->batches;
+        srv->batches = b->next;
+        batch_free(b);
+    }
+    srv->batches_tail = NULL;
+    while (srv->tokens) {
+        struct scoped *t = srv->tokens;
+        srv->tokens = t->next;
+        free(t);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return NULL;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     (void)version;
@@ -3089,6 +3653,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *upload_size = 0;
         return MHD_YES;
     }
+    if (!strncmp(url, "/v2/streaming/", 14)) return streaming(srv, c, cc, url, method);
+    if (!strcmp(url, "/oauth/token") && !strcmp(method, "POST")) return oauth_token(srv, c, cc);
     const char *prefix = "/api/v2/statements";
     size_t pl = strlen(prefix);
     bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
@@ -3127,7 +3693,7 @@ static const char *usage_text =
     "  snowflake-emulator serve --db F.sqlite --account ACCOUNT --user USER --public-key F.pem\n"
     "        [--user USER2 --public-key F2.pem]... [--port 0] [--port-file F]\n"
     "        [--fail-rate P --fail-status 429|503] [--seed S] [--latency-ms N] [--async-after-ms N]\n"
-    "        [--drop-rate P [--drop-when before|after|random]] [--log-file F]\n"
+    "        [--drop-rate P [--drop-when before|after|random]] [--commit-delay-ms N] [--log-file F]\n"
     "  snowflake-emulator query --db F.sqlite [--database D] [--schema S] \"SELECT ...\"\n"
     "\n"
     "serve: the Snowflake SQL API v2 (POST /api/v2/statements, GET /api/v2/statements/{handle},\n"
@@ -3144,6 +3710,11 @@ static const char *usage_text =
     "  --drop-rate P      close a fraction P of statement connections without a response, before\n"
     "                     executing or after (--drop-when, default random: each drop picks one and\n"
     "                     the log says which)\n"
+    "  --commit-delay-ms N  Snowpipe Streaming: appended rows are committed (and the channel's\n"
+    "                     last_committed_offset_token advances) N ms later (default 1000)\n"
+    "  Snowpipe Streaming REST: GET /v2/streaming/hostname, POST /oauth/token, PUT|DELETE\n"
+    "  /v2/streaming/databases/D/schemas/S/pipes/<TABLE>-STREAMING/channels/C, POST\n"
+    "  /v2/streaming/data/.../channels/C/rows (NDJSON), POST .../pipes/P:bulk-channel-status.\n"
     "query: runs Snowflake SQL on the same file and prints a header line and rows, tab-separated,\n"
     "  timestamps as stored (ISO-8601), NULL as NULL.\n"
     "SQL: CREATE [OR REPLACE] TABLE [IF NOT EXISTS], DROP TABLE, TRUNCATE, ALTER TABLE ADD COLUMN,\n"
@@ -3194,7 +3765,7 @@ static bool parse_long(const char *s, long *out, long min, long max) {
 static volatile sig_atomic_t dummy_sig;
 
 static int serve_main(int argc, char **argv) {
-    cfg_t cfg = {.fail_status = 429, .seed = 1, .async_after_ms = 45000, .drop_when = DROP_RANDOM};
+    cfg_t cfg = {.fail_status = 429, .seed = 1, .async_after_ms = 45000, .drop_when = DROP_RANDOM, .commit_delay_ms = 1000};
     int nkeys = 0, rc = 1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -3220,6 +3791,7 @@ static int serve_main(int argc, char **argv) {
         else if (!strcmp(a, "--seed") && parse_long(v, &l, 0, LONG_MAX)) cfg.seed = (uint64_t)l;
         else if (!strcmp(a, "--latency-ms") && parse_long(v, &l, 0, 86400000)) cfg.latency_ms = l;
         else if (!strcmp(a, "--async-after-ms") && parse_long(v, &l, 0, 86400000)) cfg.async_after_ms = l;
+        else if (!strcmp(a, "--commit-delay-ms") && parse_long(v, &l, 0, 86400000)) cfg.commit_delay_ms = l;
         else if (!strcmp(a, "--drop-rate") && parse_rate(v, &cfg.drop_rate)) {
         } else if (!strcmp(a, "--drop-when") && !strcmp(v, "before")) cfg.drop_when = DROP_BEFORE;
         else if (!strcmp(a, "--drop-when") && !strcmp(v, "after")) cfg.drop_when = DROP_AFTER;
@@ -3262,9 +3834,19 @@ static int serve_main(int argc, char **argv) {
     pthread_mutex_init(&srv.db_mu, NULL);
     pthread_mutex_init(&srv.log_mu, NULL);
     pthread_cond_init(&srv.cv, NULL);
-    pthread_t exec_thread;
+    pthread_t exec_thread, commit_thread;
     if (pthread_create(&exec_thread, NULL, executor, &srv)) {
         fprintf(stderr, "snowflake-emulator: cannot start a thread\n");
+        sqlite3_close(srv.db);
+        goto out_log;
+    }
+    if (pthread_create(&commit_thread, NULL, committer, &srv)) {
+        fprintf(stderr, "snowflake-emulator: cannot start a thread\n");
+        pthread_mutex_lock(&srv.mu);
+        srv.stopping = true;
+        pthread_cond_broadcast(&srv.cv);
+        pthread_mutex_unlock(&srv.mu);
+        pthread_join(exec_thread, NULL);
         sqlite3_close(srv.db);
         goto out_log;
     }
@@ -3281,6 +3863,7 @@ static int serve_main(int argc, char **argv) {
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
         char url[64];
         snprintf(url, sizeof(url), "http://127.0.0.1:%u", info ? (unsigned)info->port : (unsigned)cfg.port);
+        snprintf(srv.hostport, sizeof(srv.hostport), "127.0.0.1:%u", info ? (unsigned)info->port : (unsigned)cfg.port);
         if (cfg.port_file) {
             char tmp[4096];
             snprintf(tmp, sizeof(tmp), "%s.tmp", cfg.port_file);
@@ -3303,6 +3886,7 @@ static int serve_main(int argc, char **argv) {
     pthread_mutex_unlock(&srv.mu);
     if (d) MHD_stop_daemon(d);
     pthread_join(exec_thread, NULL);
+    pthread_join(commit_thread, NULL);
     sqlite3_close(srv.db);
     pthread_mutex_destroy(&srv.mu);
     pthread_mutex_destroy(&srv.db_mu);
