@@ -121,6 +121,27 @@ check_eq "bad TIMESTAMP binding: 422 100037" "422 100037" "$CODE $(j "d['code']"
 post "{\"statement\": \"INSERT INTO trades (seq, symbol) VALUES (?, ?)\", $NS, \"bindings\": {\"1\": {\"type\": \"FIXED\", \"value\": \"9\"}}}"
 check_eq "a ? without a binding: 422" 422 "$CODE"
 
+big_insert() { # rows -> a request body inserting that many rows with flattened bindings
+  python3 - "$1" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+b = {}
+for i in range(n):
+    b[str(2 * i + 1)] = {"type": "FIXED", "value": str(1000 + i)}
+    b[str(2 * i + 2)] = {"type": "TIMESTAMP_NTZ", "value": str(1700000000000000000 + i)}
+print(json.dumps({"statement": "INSERT INTO trades (seq, trade_ts) VALUES " + ",".join(["(?,?)"] * n),
+                  "database": "sluice_db", "schema": "public", "bindings": b}))
+PY
+}
+big_insert 16385 >"$T/big.json"
+post "@$T/big.json"
+check_eq "16,385 rows in one VALUES: 422 001795" "422 001795 True" "$CODE $(j "d['code'], 'expected at most 16,384, got 16,385' in d['message']")"
+big_insert 16384 >"$T/big.json"
+post "@$T/big.json"
+check_eq "16,384 rows (32,768 bindings) in one INSERT: 200" "200 16384" "$CODE $(j "d['stats']['numRowsInserted']")"
+post "{\"statement\": \"DELETE FROM trades WHERE seq >= 1000\", $NS}"
+check_eq "... DELETE: numRowsDeleted" "200 16384" "$CODE $(j "d['stats']['numRowsDeleted']")"
+
 # --- multi-statement --------------------------------------------------------------
 post "{\"statement\": \"SELECT 1; SELECT 2\", \"parameters\": {\"MULTI_STATEMENT_COUNT\": \"3\"}}"
 check_eq "statement count mismatch: 422 000008 with the documented message" \

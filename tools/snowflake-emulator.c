@@ -884,6 +884,21 @@ static int emit_table(tr_t *tr, int *i, sb_t *out, bool alias, char *stor_out, c
 
 static int emit_range(tr_t *tr, int from, int to, sb_t *out);
 
+/* 16385 -> "16,385", as Snowflake writes counts in this message. */
+static int too_many(tr_t *tr, int pos, int n) {
+    char num[32], grouped[48];
+    int line, col, len = snprintf(num, sizeof(num), "%d", n), j = 0;
+    for (int i = 0; i < len; i++) {
+        if (i && (len - i) % 3 == 0) grouped[j++] = ',';
+        grouped[j++] = num[i];
+    }
+    grouped[j] = '\0';
+    line_pos(tr->s->sql, pos, &line, &col);
+    return seterr(tr->e, 422, "001795", "42601",
+                  "SQL compilation error: error line %d at position %d\nmaximum number of expressions in a list "
+                  "exceeded, expected at most 16,384, got %s", line, col, grouped);
+}
+
 /* The space before a token, left out where SQLite would name a result column
  * differently from Snowflake ("MAX(X)", "T.A", "F(A, B)"). */
 static void sep(sb_t *out, const tok_t *t, const tok_t *prev) {
@@ -914,13 +929,7 @@ static int emit_values(tr_t *tr, int *i, int to, sb_t *out) {
         else break;
     }
     if (rows == 0) return syntax_err(tr->e, tr->s->sql, tr->t[start].pos, "unexpected token after VALUES");
-    if (rows > MAX_LIST) {
-        int line, col;
-        line_pos(tr->s->sql, tr->t[start].pos, &line, &col);
-        return seterr(tr->e, 422, "001795", "42601",
-                      "SQL compilation error: error line %d at position %d\nmaximum number of expressions in a "
-                      "list exceeded, expected at most 16,384, got %d", line, col, rows);
-    }
+    if (rows > MAX_LIST) return too_many(tr, tr->t[start].pos, rows);
     return 0;
 }
 
@@ -1033,17 +1042,13 @@ static int emit_range(tr_t *tr, int from, int to, sb_t *out) {
                 items = 1;
                 list_start = i;
             } else if (op(t, ",") && ++items > MAX_LIST) {
-                int line, col;
-                line_pos(tr->s->sql, tr->t[list_start].pos, &line, &col);
                 int n = items;
                 for (int j = i + 1, depth = 0; j < to; j++) { /* count the rest for the message */
                     if (op(&tr->t[j], "(")) depth++;
                     else if (op(&tr->t[j], ")") && depth-- == 0) break;
                     else if (depth == 0 && op(&tr->t[j], ",")) n++;
                 }
-                return seterr(tr->e, 422, "001795", "42601",
-                              "SQL compilation error: error line %d at position %d\nmaximum number of expressions "
-                              "in a list exceeded, expected at most 16,384, got %d", line, col, n);
+                return too_many(tr, tr->t[list_start].pos, n);
             }
             sep(out, t, i > from ? &tr->t[i - 1] : NULL);
             sb_add(out, t->text);
@@ -1275,19 +1280,60 @@ typedef struct {
 
 /* Runs one SQLite statement; rows go to r when r is given. Returns changes
  * (>= 0) or -1. */
-static long long run_sql(sess_t *s, const char *sql, const binds_t *b, result_t *r, sf_err_t *e) {
-    sqlite3_stmt *st = NULL;
-    const char *tail = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, &tail) != SQLITE_OK) return map_sqlite_err(s->db, e);
-    if (!st) return 0;
-    int np = sqlite3_bind_parameter_count(st);
-    for (int k = 1; k <= np; k++) {
-        if (!sqlite3_bind_parameter_name(st, k)) continue;
-        if (k > b->n || !b->set[k - 1]) {
-            sqlite3_finalize(st);
-            return seterr(e, 422, "002049", "42601", "SQL compilation error: error line 1 at position 0\nBind variable ? not set.");
+/* The emitted SQL numbers binds "?N"; SQLite looks each ?N up in a list
+ * (quadratic for 50,000 binds), so they become plain "?" and map[k] says
+ * which binding the k-th one takes. String literals and quoted names are
+ * skipped. */
+static char *anonymize_binds(const char *sql, int **map, int *n) {
+    sb_t out = {0};
+    int cap = 0;
+    *map = NULL;
+    *n = 0;
+    for (const char *p = sql; *p;) {
+        if (*p == '\'' || *p == '"') {
+            char q = *p;
+            const char *b = p++;
+            while (*p && !(*p == q && p[1] != q)) p += *p == q ? 2 : 1;
+            if (*p) p++;
+            sb_addn(&out, b, (size_t)(p - b));
+        } else if (*p == '?' && isdigit((unsigned char)p[1])) {
+            char *end;
+            long v = strtol(p + 1, &end, 10);
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 64;
+                *map = realloc(*map, (size_t)cap * sizeof(int));
+                if (!*map) abort();
+            }
+            (*map)[(*n)++] = (int)v;
+            sb_addn(&out, "?", 1);
+            p = end;
+        } else {
+            sb_addn(&out, p++, 1);
         }
-        const bval_t *v = &b->v[k - 1];
+    }
+    return sb_take(&out);
+}
+
+static long long run_sql(sess_t *s, const char *sql_n, const binds_t *b, result_t *r, sf_err_t *e) {
+    sqlite3_stmt *st = NULL;
+    int *map, nmap;
+    char *sql = anonymize_binds(sql_n, &map, &nmap);
+    int prc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    free(sql);
+    if (prc != SQLITE_OK) {
+        free(map);
+        return map_sqlite_err(s->db, e);
+    }
+    if (!st) {
+        free(map);
+        return 0;
+    }
+    /* every ? of the request was checked to have a binding (run_request) */
+    int np = sqlite3_bind_parameter_count(st);
+    for (int k = 1; k <= np && k <= nmap; k++) {
+        int idx = map[k - 1];
+        if (idx < 1 || idx > b->n || !b->set[idx - 1]) continue;
+        const bval_t *v = &b->v[idx - 1];
         switch (v->kind) {
         case B_NULL: sqlite3_bind_null(st, k); break;
         case B_INT: sqlite3_bind_int64(st, k, v->i); break;
@@ -1296,6 +1342,7 @@ static long long run_sql(sess_t *s, const char *sql, const binds_t *b, result_t 
         default: sqlite3_bind_blob(st, k, v->s, (int)v->n, SQLITE_STATIC); break;
         }
     }
+    free(map);
     if (r && sqlite3_column_count(st) > 0) {
         result_reset(r);
         describe_columns(s->db, st, r);
@@ -2394,6 +2441,17 @@ static int run_request(sqlite3 *db, const sqlreq_t *q, const char *handle, int64
     if (nparams > 250000) {
         UNSUPPORTED(&e, "more than 250,000 bind variables in one statement");
         goto fail;
+    }
+    for (int k = 0; k < ts.n; k++) {
+        if (ts.t[k].kind != T_PARAM) continue;
+        int idx = ts.t[k].param;
+        if (idx > b.n || !b.set[idx - 1]) {
+            int line, col;
+            line_pos(q->statement, ts.t[k].pos, &line, &col);
+            seterr(&e, 422, "002049", "42601", "SQL compilation error: error line %d at position %d\nBind variable %s not set.",
+                   line, col, ts.t[k].text);
+            goto fail;
+        }
     }
     json_t *handles = json_array();
     for (int k = 0; k < n; k++) {
@@ -3938,6 +3996,7 @@ static int query_main(int argc, char **argv) {
     int nparams, rc = 0;
     result_t r = {.readable = true};
     if (tokenize(sql, &ts, &nparams, &e)) rc = 1;
+    else if (nparams > 0) rc = seterr(&e, 422, "002049", "42601", "query takes no bindings: Bind variable ? not set.") ? 1 : 1;
     toks_push(&ts, T_EOF, "", 0, (int)strlen(sql));
     for (int i = 0; !rc && i < ts.n;) {
         int j = i;
