@@ -31,6 +31,7 @@ TOK=$(jwt "$T/rsa_key.p8" MYORG-ACCT SLUICE $NOW $((NOW + 3540)))
 
 start_emu() { # name, extra options...
   local n=$1; shift
+  rm -f "$T/$n.url"
   start_bg "$EMU" serve --db "$T/$n.sqlite" --account myorg-acct --user sluice \
     --public-key "$T/rsa_key.pub" --port-file "$T/$n.url" --log-file "$T/$n.log" "$@" >"$T/$n.out" 2>"$T/$n.err"
   EMU_PID=$LAST_PID
@@ -200,6 +201,12 @@ get "00000000-0000-4000-8000-000000000000"
 check_eq "GET of an unknown handle: 404" 404 "$CODE"
 stop_worker $EMU_PID
 check_eq "SIGTERM: exit 0" 0 "$STOP_RC"
+start_emu main
+post "$INS" "?requestId=$RID&retry=true"
+check_eq "after a restart, requestId + retry=true still answers the stored result" "200 $H1 1" \
+  "$CODE $(j "d['statementHandle']") $(q "SELECT COUNT(*) FROM sluice_db.public.trades WHERE seq = 10" | tail -1)"
+stop_worker $EMU_PID
+check_eq "exit 0 (no sanitizer report)" 0 "$STOP_RC"
 
 # --- latency: 202, then GET polling -----------------------------------------------------
 start_emu slow --latency-ms 1500 --async-after-ms 100
@@ -218,6 +225,11 @@ CODE=$(curl -s -o "$T/resp" -w '%{http_code}' -X POST "$URL/api/v2/statements/$H
 check_eq "cancel before it ran: 200 000604" "200 000604" "$CODE $(j "d['code']")"
 get "$H"
 check_eq "... GET then says canceled: 422 000604" "422 000604" "$CODE $(j "d['code']")"
+post "{\"statement\": \"SELECT 2\", \"timeout\": 1}"
+H=$(j "d['statementHandle']")
+finished() { get "$H"; [ "$CODE" != 202 ]; }
+check "a statement over its timeout ends..." wait_for 15 finished
+check_eq "... as 408 000630" "408 000630" "$CODE $(j "d['code']")"
 stop_worker $EMU_PID
 check_eq "SIGTERM with statements in flight: exit 0" 0 "$STOP_RC"
 
@@ -229,6 +241,7 @@ check "--fail-rate 0.5: some 429s and some 200s ($codes)" bash -c "[[ '$codes' =
 cp "$T/resp429" "$T/resp" 2>/dev/null
 check_eq "... 429 body: 390505" "390505 Too many requests." "$(j "d['code'], d['message']")"
 stop_worker $EMU_PID
+check_eq "exit 0 (no sanitizer report)" 0 "$STOP_RC"
 
 start_emu drops --drop-rate 1 --drop-when after
 rc=0; curl -s -o /dev/null -X POST "$URL/api/v2/statements" -H "Content-Type: application/json" \
@@ -239,6 +252,14 @@ check "... but the statement ran" bash -c "'$EMU' query --db '$T/drops.sqlite' '
 check "... and the log says after executing" grep -q "dropped the connection after executing" "$T/drops.log"
 stop_worker $EMU_PID
 check_eq "exit 0" 0 "$STOP_RC"
+start_emu drops2 --drop-rate 1 --drop-when before
+rc=0; curl -s -o /dev/null -X POST "$URL/api/v2/statements" -H "Content-Type: application/json" \
+  -H "Authorization: Bearer $TOK" -H "X-Snowflake-Authorization-Token-Type: KEYPAIR_JWT" \
+  --data-binary "{\"statement\": \"CREATE TABLE t1 (a INT)\", $NS}" || rc=$?
+check_eq "--drop-when before: no response" 52 "$rc"
+check "... and nothing ran" bash -c "! '$EMU' query --db '$T/drops2.sqlite' 'SELECT * FROM SLUICE_DB.PUBLIC.T1' >/dev/null 2>&1"
+stop_worker $EMU_PID
+check_eq "exit 0 (no sanitizer report)" 0 "$STOP_RC"
 
 # --- Snowpipe Streaming --------------------------------------------------------------------
 start_emu stream --commit-delay-ms 300
