@@ -1107,6 +1107,8 @@ static void kind_of_type(const char *type, char *kind, int *prec, int *scale) {
     if (!strcmp(kind, "fixed")) {
         *prec = 38;
         sscanf(type, "NUMBER(%d,%d)", prec, scale);
+    } else if (!strcmp(kind, "text")) {
+        sscanf(type, "VARCHAR(%d)", prec); /* the length, for rowType */
     }
 }
 
@@ -1389,9 +1391,9 @@ static int parse_type(tr_t *tr, int *i, char *canon, size_t n, const char **aff)
     char name[64];
     snprintf(name, sizeof(name), "%s", t->text);
     (*i)++;
-    if ((!strcmp(name, "DOUBLE") && kw(&tr->t[*i], "PRECISION")) ||
-        (!strcmp(name, "CHARACTER") && kw(&tr->t[*i], "VARYING")))
-        (*i)++;
+    bool varying = false;
+    if (!strcmp(name, "DOUBLE") && kw(&tr->t[*i], "PRECISION")) (*i)++;
+    else if (!strcmp(name, "CHARACTER") && kw(&tr->t[*i], "VARYING")) varying = true, (*i)++;
     int args[2] = {-1, -1}, na = 0;
     if (*i < tr->end && op(&tr->t[*i], "(")) {
         (*i)++;
@@ -1422,9 +1424,9 @@ static int parse_type(tr_t *tr, int *i, char *canon, size_t n, const char **aff)
     for (int k = 0; reals[k]; k++)
         if (!strcmp(name, reals[k])) return snprintf(canon, n, "FLOAT"), *aff = "REAL", 0;
     for (int k = 0; texts[k]; k++)
-        if (!strcmp(name, texts[k])) {
-            int len = args[0] > 0 ? args[0] : (!strncmp(name, "CHAR", 4) || !strcmp(name, "NCHAR")) && na ? 1 : 16777216;
-            if (!na && (!strcmp(name, "CHAR") || !strcmp(name, "CHARACTER") || !strcmp(name, "NCHAR"))) len = 1;
+        if (!strcmp(name, texts[k])) { /* CHAR without a length is CHAR(1), as in Snowflake */
+            bool fixed = !varying && (!strcmp(name, "CHAR") || !strcmp(name, "CHARACTER") || !strcmp(name, "NCHAR"));
+            int len = args[0] > 0 ? args[0] : fixed ? 1 : 16777216;
             return snprintf(canon, n, "VARCHAR(%d)", len), *aff = "TEXT", 0;
         }
     if (!strcmp(name, "BOOLEAN")) return snprintf(canon, n, "BOOLEAN"), *aff = "INTEGER", 0;
@@ -2333,8 +2335,10 @@ static json_t *row_type(const result_t *r) {
                               "table", t, "type", col->kind, "nullable", col->nullable);
         json_object_set_new(o, "precision", fixed ? json_integer(col->precision) : json_null());
         json_object_set_new(o, "scale", fixed ? json_integer(col->scale) : !strncmp(col->kind, "time", 4) ? json_integer(9) : json_null());
-        json_object_set_new(o, "length", text ? json_integer(16777216) : json_null());
-        json_object_set_new(o, "byteLength", text || !strcmp(col->kind, "binary") ? json_integer(16777216) : json_null());
+        long long len = text && col->precision > 0 ? col->precision : 16777216;
+        json_object_set_new(o, "length", text ? json_integer(len) : json_null());
+        json_object_set_new(o, "byteLength", text ? json_integer(len * 4 > 16777216 ? 16777216 : len * 4)
+                                             : !strcmp(col->kind, "binary") ? json_integer(8388608) : json_null());
         json_object_set_new(o, "collation", json_null());
         json_array_append_new(a, o);
     }
@@ -2893,16 +2897,16 @@ static int check_headers(server_t *srv, struct MHD_Connection *c, sf_err_t *e) {
         return seterr(e, 406, "000406", "", "Not acceptable: the SQL API answers with application/json.");
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     const char *ttype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Snowflake-Authorization-Token-Type");
-    char id[40];
+    const char *reason = "JWT_TOKEN_INVALID";
+    if (ttype && strcasecmp(ttype, "KEYPAIR_JWT") && strcasecmp(ttype, "OAUTH")) reason = "UNSUPPORTED_TOKEN_TYPE";
+    else if (!auth || strncasecmp(auth, "Bearer ", 7)) reason = "MISSING_BEARER_TOKEN";
+    else if ((!ttype || strcasecmp(ttype, "OAUTH")) && verify_jwt(srv, auth + 7, &reason) == 0) return 0;
+    char id[40]; /* the failure's id, as Snowflake gives for SYSTEM$GET_LOGIN_FAILURE_DETAILS */
     new_handle(id);
     if (ttype && !strcasecmp(ttype, "OAUTH")) {
         logf_(srv, "auth failure %s: OAUTH tokens are not supported by the emulator", id);
         return seterr(e, 401, "390303", "", "Invalid OAuth access token. [%s]", id);
     }
-    const char *reason = "JWT_TOKEN_INVALID";
-    if (ttype && strcasecmp(ttype, "KEYPAIR_JWT")) reason = "UNSUPPORTED_TOKEN_TYPE";
-    else if (!auth || strncasecmp(auth, "Bearer ", 7)) reason = "MISSING_BEARER_TOKEN";
-    else if (verify_jwt(srv, auth + 7, &reason) == 0) return 0;
     logf_(srv, "auth failure %s: %s", id, reason);
     return seterr(e, 401, "390144", "08001", "JWT token is invalid. [%s]", id);
 }
@@ -3820,8 +3824,6 @@ static bool parse_long(const char *s, long *out, long min, long max) {
     return true;
 }
 
-static volatile sig_atomic_t dummy_sig;
-
 static int serve_main(int argc, char **argv) {
     cfg_t cfg = {.fail_status = 429, .seed = 1, .async_after_ms = 45000, .drop_when = DROP_RANDOM, .commit_delay_ms = 1000};
     int nkeys = 0, rc = 1;
@@ -3996,7 +3998,10 @@ static int query_main(int argc, char **argv) {
     int nparams, rc = 0;
     result_t r = {.readable = true};
     if (tokenize(sql, &ts, &nparams, &e)) rc = 1;
-    else if (nparams > 0) rc = seterr(&e, 422, "002049", "42601", "query takes no bindings: Bind variable ? not set.") ? 1 : 1;
+    else if (nparams > 0) {
+        seterr(&e, 422, "002049", "42601", "query takes no bindings: Bind variable ? not set.");
+        rc = 1;
+    }
     toks_push(&ts, T_EOF, "", 0, (int)strlen(sql));
     for (int i = 0; !rc && i < ts.n;) {
         int j = i;
@@ -4035,7 +4040,6 @@ static int query_main(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    (void)dummy_sig;
     if (argc >= 2 && !strcmp(argv[1], "serve")) return serve_main(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "query")) return query_main(argc, argv);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return fputs(usage_text, stdout), 0;
