@@ -233,6 +233,32 @@ static int syntax_err(sf_err_t *e, const char *sql, int pos, const char *what) {
                   line, col, what);
 }
 
+/* The quoted text at *s (its opening quote q): a doubled q is one q, and in
+ * strings (backslash) Snowflake's escapes \n \t \r \b \f \0 \x. -1 if
+ * the input ends first. */
+static int read_quoted(const char **sp, char q, bool backslash, sb_t *v) {
+    const char *s = *sp + 1;
+    for (;;) {
+        if (!*s) return -1;
+        if (*s == q && s[1] == q) {
+            sb_addn(v, &q, 1);
+            s += 2;
+        } else if (*s == q) {
+            *sp = s + 1;
+            return 0;
+        } else if (backslash && *s == '\\' && s[1]) {
+            char x = s[1];
+            const char *r = x == 'n' ? "\n" : x == 't' ? "\t" : x == 'r' ? "\r" : x == 'b' ? "\b"
+                          : x == 'f' ? "\f" : x == '0' ? "" : NULL;
+            if (r) sb_add(v, r);
+            else sb_addn(v, &x, 1);
+            s += 2;
+        } else {
+            sb_addn(v, s++, 1);
+        }
+    }
+}
+
 /* Splits Snowflake SQL into tokens: strings with Snowflake's escapes ('' and
  * backslash) and $$...$$, "quoted" identifiers, comments dropped, ? and :N
  * binds numbered. */
@@ -253,29 +279,9 @@ static int tokenize(const char *sql, toks_t *ts, int *nparams, sf_err_t *e) {
             s = end + 2;
         } else if (c == '\'') {
             sb_t v = {0};
-            s++;
-            for (;;) {
-                if (!*s) {
-                    free(v.p);
-                    return syntax_err(e, sql, pos, "unexpected end of input in a string literal");
-                }
-                if (*s == '\'' && s[1] == '\'') {
-                    sb_addn(&v, "'", 1);
-                    s += 2;
-                } else if (*s == '\'') {
-                    s++;
-                    break;
-                } else if (*s == '\\' && s[1]) {
-                    char x = s[1];
-                    const char *r = x == 'n' ? "\n" : x == 't' ? "\t" : x == 'r' ? "\r" : x == 'b' ? "\b"
-                                  : x == 'f' ? "\f" : x == '0' ? "" : NULL;
-                    if (r) sb_add(&v, r);
-                    else sb_addn(&v, &x, 1);
-                    s += 2;
-                } else {
-                    sb_addn(&v, s, 1);
-                    s++;
-                }
+            if (read_quoted(&s, '\'', true, &v)) {
+                free(v.p);
+                return syntax_err(e, sql, pos, "unexpected end of input in a string literal");
             }
             toks_push(ts, T_STRING, v.p ? v.p : "", v.len, pos);
             free(v.p);
@@ -286,21 +292,9 @@ static int tokenize(const char *sql, toks_t *ts, int *nparams, sf_err_t *e) {
             s = end + 2;
         } else if (c == '"') {
             sb_t v = {0};
-            s++;
-            for (;;) {
-                if (!*s) {
-                    free(v.p);
-                    return syntax_err(e, sql, pos, "unexpected end of input in a quoted identifier");
-                }
-                if (*s == '"' && s[1] == '"') {
-                    sb_addn(&v, "\"", 1);
-                    s += 2;
-                } else if (*s == '"') {
-                    s++;
-                    break;
-                } else {
-                    sb_addn(&v, s++, 1);
-                }
+            if (read_quoted(&s, '"', false, &v)) {
+                free(v.p);
+                return syntax_err(e, sql, pos, "unexpected end of input in a quoted identifier");
             }
             if (v.len == 0) {
                 free(v.p);
@@ -501,6 +495,17 @@ typedef struct {
     char *s; /* B_TEXT / B_BLOB, owned */
     size_t n;
 } bval_t;
+
+/* Binds v (owned by the caller until the statement is done) at index k. */
+static void bind_value(sqlite3_stmt *st, int k, const bval_t *v) {
+    switch (v->kind) {
+    case B_NULL: sqlite3_bind_null(st, k); break;
+    case B_INT: sqlite3_bind_int64(st, k, v->i); break;
+    case B_REAL: sqlite3_bind_double(st, k, v->d); break;
+    case B_TEXT: sqlite3_bind_text(st, k, v->s, (int)v->n, SQLITE_STATIC); break;
+    default: sqlite3_bind_blob(st, k, v->s, (int)v->n, SQLITE_STATIC); break;
+    }
+}
 
 static void binds_free(bval_t *b, int n) {
     for (int i = 0; i < n; i++) free(b[i].s);
@@ -1335,14 +1340,7 @@ static long long run_sql(sess_t *s, const char *sql_n, const binds_t *b, result_
     for (int k = 1; k <= np && k <= nmap; k++) {
         int idx = map[k - 1];
         if (idx < 1 || idx > b->n || !b->set[idx - 1]) continue;
-        const bval_t *v = &b->v[idx - 1];
-        switch (v->kind) {
-        case B_NULL: sqlite3_bind_null(st, k); break;
-        case B_INT: sqlite3_bind_int64(st, k, v->i); break;
-        case B_REAL: sqlite3_bind_double(st, k, v->d); break;
-        case B_TEXT: sqlite3_bind_text(st, k, v->s, (int)v->n, SQLITE_STATIC); break;
-        default: sqlite3_bind_blob(st, k, v->s, (int)v->n, SQLITE_STATIC); break;
-        }
+        bind_value(st, k, &b->v[idx - 1]);
     }
     free(map);
     if (r && sqlite3_column_count(st) > 0) {
@@ -3648,15 +3646,7 @@ static void *committer(void *arg) {
             for (int r = 0; rc == SQLITE_OK && ins && r < b->nrows; r++) {
                 bval_t *rv = b->vals + (size_t)r * (size_t)b->ncols;
                 sqlite3_reset(ins);
-                for (int k = 0; k < b->ncols; k++) {
-                    switch (rv[k].kind) {
-                    case B_NULL: sqlite3_bind_null(ins, k + 1); break;
-                    case B_INT: sqlite3_bind_int64(ins, k + 1, rv[k].i); break;
-                    case B_REAL: sqlite3_bind_double(ins, k + 1, rv[k].d); break;
-                    case B_TEXT: sqlite3_bind_text(ins, k + 1, rv[k].s, (int)rv[k].n, SQLITE_STATIC); break;
-                    default: sqlite3_bind_blob(ins, k + 1, rv[k].s, (int)rv[k].n, SQLITE_STATIC); break;
-                    }
-                }
+                for (int k = 0; k < b->ncols; k++) bind_value(ins, k + 1, &rv[k]);
                 if (sqlite3_step(ins) != SQLITE_DONE) rc = SQLITE_ERROR;
             }
             if (rc != SQLITE_OK) logf_(srv, "commit of %d rows to %s failed: %s", b->nrows, b->table, sqlite3_errmsg(srv->db));
