@@ -249,7 +249,7 @@ static void stmt_head(const char *stmt, char *out, size_t n) {
 }
 
 sluice_err_t sf_api_exec(sf_api_t *a, const char *statement, json_t *bindings,
-                         const char *request_id, int retried, json_t **result, char *err,
+                         const char *request_id, json_t **result, char *err,
                          size_t errlen) {
     if (result) *result = NULL;
     char head[80];
@@ -278,7 +278,7 @@ sluice_err_t sf_api_exec(sf_api_t *a, const char *statement, json_t *bindings,
         return SLUICE_ERR_RETRIABLE;
     }
     int64_t start = mono_ms(), delay = 100;
-    int renewed = 0, retry = retried;
+    int renewed = 0;
     char *poll = NULL; /* statement status path while a 202 is being followed */
     sluice_err_t rc = SLUICE_ERR_RETRIABLE;
     char why[512] = "";
@@ -294,10 +294,14 @@ sluice_err_t sf_api_exec(sf_api_t *a, const char *statement, json_t *bindings,
             snprintf(url, url_cap, "%s%s", a->base, poll);
             status = http(a, url, NULL, why, sizeof(why));
         } else {
-            snprintf(url, url_cap, "%s/api/v2/statements?requestId=%s%s", a->base, request_id,
-                     retry ? "&retry=true" : "");
+            /* retry=true on every send, the first included: libcurl itself
+             * sends a request again, unasked, when a kept-alive connection
+             * turns out dead before any answer - and a statement must never
+             * run twice. For a requestId Snowflake has not seen, retry=true
+             * changes nothing. */
+            snprintf(url, url_cap, "%s/api/v2/statements?requestId=%s&retry=true", a->base,
+                     request_id);
             status = http(a, url, body, why, sizeof(why));
-            retry = 1; /* whatever happened, it may have run */
         }
         if (status == 200) {
             json_t *j = json_loadb(a->resp ? a->resp : "", a->resp_len, 0, NULL);

@@ -38,17 +38,18 @@ void sf_api_free(sf_api_t *api);
  * Runs one statement: POST /api/v2/statements?requestId=<request_id>
  * [&retry=true], following a 202 by polling its statement handle. Transient
  * failures (429, 500, 502, 503, 504, 408, timeouts, dropped connections) are
- * retried with the same requestId and retry=true, with jittered exponential
- * back-off, for at most retry_budget_ms; a 401 renews the JWT once.
- * retried: the request was sent before (by an earlier call): start with
- * retry=true. bindings: borrowed, may be NULL. *result (when not NULL) gets the
+ * retried with the same requestId, with jittered exponential back-off, for at
+ * most retry_budget_ms; a 401 renews the JWT once. Every send carries
+ * retry=true, so Snowflake never runs one requestId twice: call again with
+ * the same request_id after a RETRIABLE answer.
+ * bindings: borrowed, may be NULL. *result (when not NULL) gets the
  * 200 answer's body (caller decrefs).
  * Returns SLUICE_OK; SLUICE_ERR_RETRIABLE when the budget ran out; SLUICE_ERR_FATAL
  * for what retrying cannot fix (SQL errors, authentication), with the
  * reason (Snowflake's code and message) in err.
  */
 sluice_err_t sf_api_exec(sf_api_t *api, const char *statement, json_t *bindings,
-                         const char *request_id, int retried, json_t **result, char *err,
+                         const char *request_id, json_t **result, char *err,
                          size_t errlen);
 
 /** Statements sent and HTTP retries done (for logs and metrics). */

@@ -63,8 +63,7 @@ typedef struct sf_row {
 /* One statement of a frozen flush: rows [start, end) of the table buffer. */
 typedef struct sf_stmt {
     size_t start, end;
-    char request_id[37];
-    int sent; /* sent at least once: retries carry retry=true */
+    char request_id[37]; /* kept until Snowflake answered 200 */
 } sf_stmt_t;
 
 typedef struct sf_table {
@@ -201,7 +200,7 @@ static sluice_err_t exec_simple(sf_sink_t *s, sluice_task_t *task, const char *s
                                 json_t *bindings, json_t **result) {
     char rid[37], err[1024];
     if (sf_uuid4(rid) != 0) return fail(task, SLUICE_ERR_RETRIABLE, "no random bytes for a UUID");
-    sluice_err_t rc = sf_api_exec(s->api, stmt, bindings, rid, 0, result, err, sizeof(err));
+    sluice_err_t rc = sf_api_exec(s->api, stmt, bindings, rid, result, err, sizeof(err));
     if (rc != SLUICE_OK) return fail(task, rc, "%s", err);
     return SLUICE_OK;
 }
@@ -348,9 +347,8 @@ static sluice_err_t table_send(sf_sink_t *s, sluice_task_t *task, sf_table_t *t)
             return fail(task, SLUICE_ERR_RETRIABLE, "out of memory building an INSERT");
         }
         char err[1024];
-        int was_sent = st->sent;
-        st->sent = 1;
-        rc = sf_api_exec(s->api, sql, b, st->request_id, was_sent, NULL, err, sizeof(err));
+        uint64_t retries_before = sf_api_retries(s->api);
+        rc = sf_api_exec(s->api, sql, b, st->request_id, NULL, err, sizeof(err));
         free(sql);
         json_decref(b);
         uint64_t r = sf_api_retries(s->api);
@@ -367,6 +365,10 @@ static sluice_err_t table_send(sf_sink_t *s, sluice_task_t *task, sf_table_t *t)
             if (p->committed < o) p->committed = o;
             if (p->pending) p->pending--;
         }
+        if (r > retries_before)
+            host->log(task, SLUICE_LOG_INFO,
+                      "%s: %zu row(s) committed after %" PRIu64 " retried request(s)", t->name, n,
+                      r - retries_before);
         if (s->m_rows) host->metric_add(s->m_rows, (double)n);
         if (s->m_statements) host->metric_add(s->m_statements, 1);
         t->done++;
