@@ -400,7 +400,7 @@ static int table_due(const sf_sink_t *s, const sf_table_t *t, int64_t now) {
     if (t->stmts) return 1; /* an unfinished flush */
     if (!t->nrows) return 0;
     return (int64_t)t->nrows >= s->max_records || (int64_t)t->bytes >= s->max_bytes ||
-           (t->first_ms && now - t->first_ms >= s->flush_ms);
+           (s->flush_ms > 0 && t->first_ms && now - t->first_ms >= s->flush_ms);
 }
 
 /* Flushes the tables that are due (all: every table with rows). */
