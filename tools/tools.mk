@@ -1,0 +1,1 @@
+TOOL_PKGS_snowflake-emulator := libmicrohttpd sqlite3 libcrypto
