@@ -8,6 +8,10 @@
 #     duplicated.
 #  3. kill -9 of the sink's worker mid-stream, then a restart: each record
 #     exactly once per partition.
+#  4. on an emulator that answers every statement 202 (polled): upsert mode
+#     (MERGE on a key), values without a schema into RECORD_CONTENT VARIANT,
+#     and a record that cannot be converted going to the dead-letter queue
+#     while the rest is written.
 # The key is generated here (encrypted PKCS#8, random passphrase) and given
 # through ${file:...} and ${env:...}; neither appears in any log.
 . "$(dirname "$0")/lib.sh"
@@ -37,9 +41,10 @@ check "emulator (plain) starts" emulator good
 check "emulator (flaky: 30% 503, latency, dropped answers) starts" emulator flaky \
   --fail-rate 0.3 --fail-status 503 --seed 7 --latency-ms 20 --drop-rate 0.15 --drop-when after
 check "emulator (for the crash) starts" emulator crash
+check "emulator (202 for every statement: polled) starts" emulator async --latency-ms 100 --async-after-ms 10
 
 start_bg "$BUILD/tools/kafka-embedded" --brokers 1 --bootstrap-file "$T/bootstrap" \
-  --topic counts:3:1 --topic stream:2:1 >/dev/null
+  --topic counts:3:1 --topic stream:2:1 --topic docs:1:1 --topic mixed:1:1 --topic mixed.dlq:1:1 >/dev/null
 check "kafka-embedded starts" wait_for 10 test -s "$T/bootstrap"
 BS=$(cat "$T/bootstrap")
 worker_conf "$T/worker.json"
@@ -58,6 +63,20 @@ sink() { # file, name, emulator, topic, extra JSON members
 JSON
 }
 
+# Values without a schema, and Avro counters of which one cannot be converted
+# (a timestamp-millis beyond what TIMESTAMP_NTZ in nanoseconds holds).
+printf '%s\n' 'd1:{"a":1,"b":[1,2]}' 'd2:plain text' 'd3:[1,2,3]' | kcat -b "$BS" -P -t docs -K: 2>/dev/null
+$PY - "$ROOT/schemas/counter.avsc" "$T" <<'PYEOF'
+import io, sys, avro.schema, avro.io, datetime
+schema = avro.schema.parse(open(sys.argv[1]).read())
+def ts(ms): return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+for i, (n, t) in enumerate([(1, ts(1700000000000)), (2, ts(1700000000000) + datetime.timedelta(days=365 * 5000)), (3, ts(1700000001000))]):
+    buf = io.BytesIO()
+    avro.io.DatumWriter(schema).write({"task": 7, "n": n, "ts": t}, avro.io.BinaryEncoder(buf))
+    open("%s/mixed-%d.avro" % (sys.argv[2], i), "wb").write(buf.getvalue())
+PYEOF
+kcat -b "$BS" -P -t mixed "$T"/mixed-0.avro "$T"/mixed-1.avro "$T"/mixed-2.avro 2>/dev/null
+
 # --- 1. records -> rows; wrong key and wrong account refused -----------------
 cat > "$T/src.json" <<JSON
 {"name": "src", "config": {"connector.class": "source-counter", "tasks.max": "2",
@@ -69,8 +88,12 @@ sink "$T/badkey.json" badkey good counts ', "snowflake.account.name": "myorg-acc
 sed -i "s|\"snowflake.private.key\": \"[^\"]*\"|\"snowflake.private.key\": \"\${file:$T/other.p8}\"|; s|\"snowflake.private.key.passphrase\": \"[^\"]*\",||" "$T/badkey.json"
 sink "$T/badacct.json" badacct good counts ', "snowflake.account.name": "otheracct", "snowflake.topic2table.map": "counts:badacct"'
 sed -i "s|\"snowflake.private.key\": \"[^\"]*\"|\"snowflake.private.key\": \"\${env:SF_KEY_BODY}\"|" "$T/badacct.json"
+sink "$T/upsert.json" upsert async counts ', "snowflake.account.name": "myorg-acct", "snowflake.topic2table.map": "counts:counts_latest", "snowflake.upsert.keys": "task", "buffer.count.records": 500, "buffer.flush.time": 1'
+sink "$T/content.json" content async docs ', "snowflake.account.name": "myorg-acct", "buffer.flush.time": 1'
+sed -i 's|"value.converter": "avro", "value.converter.schema": "counter",|"value.converter": "bytes",|' "$T/content.json"
+sink "$T/mixed.json" mixed async mixed ', "snowflake.account.name": "myorg-acct", "buffer.flush.time": 1, "errors.tolerance": "all", "errors.deadletterqueue.topic.name": "mixed.dlq", "errors.deadletterqueue.context.headers.enable": "true"'
 start_bg "$SLUICE" standalone "$T/worker.json" "$T/src.json" "$T/good.json" "$T/flaky.json" \
-  "$T/badkey.json" "$T/badacct.json" 2>"$T/run1.log"
+  "$T/badkey.json" "$T/badacct.json" "$T/upsert.json" "$T/content.json" "$T/mixed.json" 2>"$T/run1.log"
 W=$LAST_PID
 rows_are() { [ "$(rows "$1" "$2")" = "$3" ]; }
 check "all 4000 records are rows of COUNTS" wait_for 40 rows_are good COUNTS 4000
@@ -86,6 +109,19 @@ stop_worker $W
 check_eq "worker exits 0 with failed tasks" 0 "$STOP_RC"
 refused_rows() { q good "SELECT COUNT(*) FROM $1" 2>/dev/null | grep -v '^0$'; }
 check_eq "no rows from the refused connectors" "" "$(refused_rows BADKEY)$(refused_rows BADACCT)"
+
+# --- 4. 202 + polling: upsert, RECORD_CONTENT, a bad record -------------------
+check "async: statements were answered 202 and polled" grep -q "GET /api/v2/statements/" "$T/async-emu.log"
+check_eq "upsert: one row per TASK (MERGE), the last N of each" "0 1999
+1 1999" "$(q async "SELECT TASK, N FROM COUNTS_LATEST ORDER BY TASK" | tr '\t' ' ')"
+check_eq "content: values without a schema in RECORD_CONTENT (JSON kept, text as a JSON string)" \
+  '{"a":1,"b":[1,2]} d1 0
+"plain text" d2 1
+[1,2,3] d3 2' "$(q async "SELECT RECORD_CONTENT, KAFKA_KEY, KAFKA_OFFSET FROM DOCS ORDER BY KAFKA_OFFSET" | tr '\t' ' ')"
+check_eq "bad record: the two good rows are written" "1 0
+3 2" "$(q async "SELECT N, KAFKA_OFFSET FROM MIXED ORDER BY KAFKA_OFFSET" | tr '\t' ' ')"
+check "bad record: it is in the dead-letter queue with the reason" bash -c \
+  "kcat -b '$BS' -C -t mixed.dlq -o beginning -e -q -f '%o %h\n' 2>/dev/null | grep -q 'column TS: timestamp .* is out of range'"
 
 # Field by field: Kafka (kcat, python3-avro) against the rows.
 q good "SELECT KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET, KAFKA_KEY, TASK, N, TS, KAFKA_TIMESTAMP FROM COUNTS" >"$T/rows.tsv"
