@@ -86,6 +86,7 @@ sink "$T/good.json" good good counts ', "snowflake.account.name": "myorg-acct", 
 sink "$T/flaky.json" flaky flaky counts ', "snowflake.account.name": "myorg.acct", "snowflake.topic2table.map": "counts:flaky_counts", "buffer.count.records": 100, "buffer.flush.time": 1, "errors.retry.delay.max.ms": 1000'
 sink "$T/badkey.json" badkey good counts ', "snowflake.account.name": "myorg-acct", "snowflake.topic2table.map": "counts:badkey"'
 sed -i "s|\"snowflake.private.key\": \"[^\"]*\"|\"snowflake.private.key\": \"\${file:$T/other.p8}\"|; s|\"snowflake.private.key.passphrase\": \"[^\"]*\",||" "$T/badkey.json"
+sink "$T/noacct.json" noacct good counts ''
 sink "$T/badacct.json" badacct good counts ', "snowflake.account.name": "otheracct", "snowflake.topic2table.map": "counts:badacct"'
 sed -i "s|\"snowflake.private.key\": \"[^\"]*\"|\"snowflake.private.key\": \"\${env:SF_KEY_BODY}\"|" "$T/badacct.json"
 sink "$T/upsert.json" upsert async counts ', "snowflake.account.name": "myorg-acct", "snowflake.topic2table.map": "counts:counts_latest", "snowflake.upsert.keys": "task", "buffer.count.records": 500, "buffer.flush.time": 1'
@@ -93,7 +94,7 @@ sink "$T/content.json" content async docs ', "snowflake.account.name": "myorg-ac
 sed -i 's|"value.converter": "avro", "value.converter.schema": "counter",|"value.converter": "bytes",|' "$T/content.json"
 sink "$T/mixed.json" mixed async mixed ', "snowflake.account.name": "myorg-acct", "buffer.flush.time": 1, "errors.tolerance": "all", "errors.deadletterqueue.topic.name": "mixed.dlq", "errors.deadletterqueue.context.headers.enable": "true"'
 start_bg "$SLUICE" standalone "$T/worker.json" "$T/src.json" "$T/good.json" "$T/flaky.json" \
-  "$T/badkey.json" "$T/badacct.json" "$T/upsert.json" "$T/content.json" "$T/mixed.json" 2>"$T/run1.log"
+  "$T/badkey.json" "$T/badacct.json" "$T/noacct.json" "$T/upsert.json" "$T/content.json" "$T/mixed.json" 2>"$T/run1.log"
 W=$LAST_PID
 rows_are() { [ "$(rows "$1" "$2")" = "$3" ]; }
 check "all 4000 records are rows of COUNTS" wait_for 40 rows_are good COUNTS 4000
@@ -101,6 +102,8 @@ check "wrong key: the task fails with a clear reason" wait_for 20 grep -q \
   "task badkey/0 is FAILED: .*authentication refused (.*HTTP 401.*check snowflake.url.name" "$T/run1.log"
 check "wrong account: the task fails with a clear reason" wait_for 20 grep -q \
   "task badacct/0 is FAILED: .*authentication refused (.*HTTP 401" "$T/run1.log"
+check "an IP URL without snowflake.account.name is refused, naming the key" wait_for 20 grep -q \
+  "task noacct/0 is FAILED: .*config 'snowflake.account.name' is required" "$T/run1.log"
 check "flaky: all 4000 records are rows of FLAKY_COUNTS" wait_for 40 rows_are flaky FLAKY_COUNTS 4000
 check "the worker is still up, the good connector RUNNING" bash -c \
   "kill -0 $W && ! grep -q 'task good/0 is FAILED' '$T/run1.log'"
@@ -181,6 +184,8 @@ cat > "$T/src2.json" <<JSON
  "topic": "stream", "count": 2000, "batch.size": 25, "interval.ms": 100, "value.converter": "avro"}}
 JSON
 sink "$T/crash.json" crash crash stream ', "snowflake.account.name": "MyOrg-Acct", "buffer.count.records": 150, "buffer.flush.time": 1'
+# this one takes the key as its base64 body without header lines, from the environment
+sed -i "s|\"snowflake.private.key\": \"[^\"]*\"|\"snowflake.private.key\": \"\${env:SF_KEY_BODY}\"|" "$T/crash.json"
 start_bg "$SLUICE" standalone "$T/worker.json" "$T/src2.json" 2>"$T/src2.log"
 WS=$LAST_PID
 start_bg "$SLUICE" standalone "$T/worker.json" "$T/crash.json" 2>"$T/crash1.log"

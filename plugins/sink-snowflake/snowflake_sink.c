@@ -716,6 +716,13 @@ static sluice_err_t sf_start(sluice_task_t *task, void **state) {
     const char *acct = cfg(task, "snowflake.account.name");
     if (acct) {
         account = sf_normalize_account(acct);
+    } else if (strspn(hostname, "0123456789.") == strlen(hostname) ||
+               strcmp(hostname, "localhost") == 0) {
+        fail(task, SLUICE_ERR_CONFIG,
+             "config 'snowflake.account.name' is required when snowflake.url.name names no "
+             "account (%s)",
+             hostname);
+        goto out;
     } else {
         char *first = strndup(hostname, strcspn(hostname, "."));
         account = sf_normalize_account(first);
