@@ -88,11 +88,12 @@ $(BUILD)/tools/%: tools/%.c $(HOST_OBJS)
 	$(CC) $(CFLAGS) $(call pkg_cflags,$(HOST_PKGS) $(TOOL_PKGS_$*)) -o $@ $< $(HOST_OBJS) \
 	  $(LDFLAGS) $(call pkg_libs,$(HOST_PKGS) $(TOOL_PKGS_$*)) -ldl -lpthread -lm
 
-# TEST_DEPS_<test> (set in a plugin.mk): extra files a unit test #includes.
-$(BUILD)/tests/%: tests/%.c $$(TEST_DEPS_$$*) $(HOST_OBJS)
+# A test may compile a plugin's pure sources in (#include "x.c"): it then
+# lists them in TEST_SRCS_<test> and their packages in TEST_PKGS_<test>.
+$(BUILD)/tests/%: tests/%.c $(HOST_OBJS) $$(TEST_SRCS_$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(call pkg_cflags,$(HOST_PKGS) $(TEST_PKGS)) -o $@ $< $(HOST_OBJS) \
-	  $(LDFLAGS) $(call pkg_libs,$(HOST_PKGS) $(TEST_PKGS)) -ldl -lpthread -lm
+	$(CC) $(CFLAGS) $(call pkg_cflags,$(HOST_PKGS) $(TEST_PKGS) $(TEST_PKGS_$*)) -o $@ $< $(HOST_OBJS) \
+	  $(LDFLAGS) $(call pkg_libs,$(HOST_PKGS) $(TEST_PKGS) $(TEST_PKGS_$*)) -ldl -lpthread -lm
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -1,0 +1,58 @@
+/*
+ * sf_api.h - a Snowflake SQL API v2 client for one task: one libcurl easy
+ * handle (connections reused), key-pair JWT renewed before it expires,
+ * statements retried with the same requestId.
+ */
+#ifndef SF_API_H
+#define SF_API_H
+
+#include <sluice/plugin.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "sf_core.h"
+
+typedef struct sf_api_conf {
+    const char *base;      /* "https://host[:port]" */
+    const char *account;   /* normalised */
+    const char *user;      /* normalised */
+    EVP_PKEY *key;         /* borrowed for the client's life */
+    const char *database, *schema, *warehouse, *role; /* NULL or "" to leave out */
+    long connect_timeout_ms;
+    long request_timeout_ms;
+    int64_t retry_budget_ms;  /* how long one call retries transient failures */
+    int64_t backoff_max_ms;   /* the cap of the exponential back-off */
+    int64_t jwt_lifetime_s;   /* 59 minutes */
+} sf_api_conf_t;
+
+typedef struct sf_api sf_api_t;
+
+/** A client; NULL with the reason in err. */
+sf_api_t *sf_api_new(const sf_api_conf_t *conf, const sluice_host_api_t *host,
+                     sluice_task_t *task, char *err, size_t errlen);
+void sf_api_free(sf_api_t *api);
+
+/**
+ * Runs one statement: POST /api/v2/statements?requestId=<request_id>
+ * [&retry=true], following a 202 by polling its statement handle. Transient
+ * failures (429, 500, 502, 503, 504, 408, timeouts, dropped connections) are
+ * retried with the same requestId, with jittered exponential back-off, for at
+ * most retry_budget_ms; a 401 renews the JWT once. Every send carries
+ * retry=true, so Snowflake never runs one requestId twice: call again with
+ * the same request_id after a RETRIABLE answer.
+ * bindings: borrowed, may be NULL. *result (when not NULL) gets the
+ * 200 answer's body (caller decrefs).
+ * Returns SLUICE_OK; SLUICE_ERR_RETRIABLE when the budget ran out; SLUICE_ERR_FATAL
+ * for what retrying cannot fix (SQL errors, authentication), with the
+ * reason (Snowflake's code and message) in err.
+ */
+sluice_err_t sf_api_exec(sf_api_t *api, const char *statement, json_t *bindings,
+                         const char *request_id, json_t **result, char *err,
+                         size_t errlen);
+
+/** Statements sent and HTTP retries done (for logs and metrics). */
+uint64_t sf_api_retries(const sf_api_t *api);
+
+#endif
