@@ -362,11 +362,12 @@ read -r acked errors <<<"$(last_progress "$T/$name.log" "$name" "into Kafka")"
 # The server's own send time: its log's first subscribe to "count reached"
 # (wall-clock ms stamps). It sends only as fast as the worker reads, so a
 # send rate near the worker's with the server's cpu near its send time means
-# the server is the limit; well below means the worker is.
+# the server is the limit; well below means the worker is. "Sent" is written
+# to the socket: the last few MB may still sit in the kernel's buffers.
 ts_of() { date -d "$(grep -m1 -F " $1" "$T/fh-replay.log" | cut -d' ' -f1)" +%s.%N 2>/dev/null; }
 s0=$(ts_of subscribe) && s1=$(ts_of 'count reached') && [ -n "$s0" ] && [ -n "$s1" ] || die "no subscribe/count lines in $T/fh-replay.log"
 FR_SEND=$(fsub "$s1" "$s0")
-NOTES+=("finnhub-replay sent the $FN trades in ${FR_SEND}s ($(rate "$FN" "$FR_SEND") trades/s, first subscribe to count reached; server cpu ${FR_CPU}s over the whole run)")
+NOTES+=("finnhub-replay sent the $FN trades in ${FR_SEND}s ($(rate "$FN" "$FR_SEND") trades/s, first subscribe to count reached, written to its socket; server cpu ${FR_CPU}s over the whole run)")
 FH_RATE=$(rate "$FN" "$WALL"); FH_STEADY=$STEADY
 FH_ROW=("${WALL}s" "${STARTUP}s" "${CPU}s" "$RSS")
 
