@@ -11,8 +11,14 @@
 #            kcat -G (a consumer-group member, like a sink task), vs sink-file
 #            (fsync off) reading the same topic (value.converter json as bytes,
 #            and json decoded through an Avro schema).
+#   finnhub  source-finnhub (avro, schema trades) reading FN synthetic trades
+#            flat out from build/tools/finnhub-replay (a local Finnhub
+#            websocket server, token made at run time), vs kcat -P producing
+#            the very records the worker wrote (dumped with kcat -C: key +
+#            raw Avro value) with the produce row's settings.
 #
-# BENCH_N=<records> (default 500000) changes N; BENCH_POLL=<seconds> the
+# BENCH_N=<records> (default 500000) changes N; BENCH_FINNHUB_N (default
+# 200000) the finnhub phase's FN; BENCH_POLL=<seconds> the
 # sampling interval (default 0.05). Every wait is bounded (BENCH_LIMIT, 120 s);
 # every process is killed and the temp dir removed on every exit path.
 #
@@ -52,7 +58,9 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 SLUICE=$BUILD/sluice
 EMBEDDED=$BUILD/tools/kafka-embedded
+REPLAY=$BUILD/tools/finnhub-replay
 N=${BENCH_N:-500000}
+FN=${BENCH_FINNHUB_N:-200000}
 POLL=${BENCH_POLL:-0.05}
 LIMIT=${BENCH_LIMIT:-120}
 CORES=$(nproc 2>/dev/null || echo '?')
@@ -61,13 +69,20 @@ HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
 die() { echo "bench: $*" >&2; exit 1; }
 case $N in '' | *[!0-9]*) die "BENCH_N must be a positive integer, not '$N'" ;; esac
 [ "$N" -ge 100 ] || die "BENCH_N must be at least 100"
+case $FN in '' | *[!0-9]*) die "BENCH_FINNHUB_N must be a positive integer, not '$FN'" ;; esac
+[ "$FN" -ge 100 ] || die "BENCH_FINNHUB_N must be at least 100"
 command -v kcat >/dev/null || die "kcat not found (make deps installs it)"
-[ -x "$SLUICE" ] && [ -x "$EMBEDDED" ] || die "$SLUICE or $EMBEDDED missing (run make)"
+[ -x "$SLUICE" ] && [ -x "$EMBEDDED" ] && [ -x "$REPLAY" ] || die "$SLUICE, $EMBEDDED or $REPLAY missing (run make)"
 
 # Partitions: keep each partition's share well under the mock broker's
 # ~190k-record log cap, so the consume phase reads every record produced.
 P=8
 [ $((N / P)) -le 100000 ] || P=$(((N + 99999) / 100000))
+# The finnhub records are keyed by symbol (one symbol, one partition): one
+# symbol per 25k trades keeps a partition's share under the cap too, unless
+# many symbols hash to one partition (the dump's count is checked).
+[ $((FN / P)) -le 100000 ] || P=$(((FN + 99999) / 100000))
+NSYM=$(((FN + 24999) / 25000)); [ "$NSYM" -ge 4 ] || NSYM=4
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX") || die "mktemp failed"
 PIDS=()
@@ -92,16 +107,20 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 tail_log() { echo "--- last lines of $1:" >&2; tail -n 15 "$1" >&2; }
 
 # --- the cluster -------------------------------------------------------------
-TOPICS=(kcat s1j s2j s1a s2a)
+TOPICS=(kcat s1j s2j s1a s2a fh fhk)
 targs=(); for t in "${TOPICS[@]}"; do targs+=(--topic "bench.$t:$P"); done
 "$EMBEDDED" --brokers 3 "${targs[@]}" --bootstrap-file "$T/bootstrap" >"$T/embedded.log" 2>&1 &
 EMB=$!; PIDS+=($EMB)
-end=$((SECONDS + 20))
-until [ -s "$T/bootstrap" ]; do
-  kill -0 $EMB 2>/dev/null || { tail_log "$T/embedded.log"; die "kafka-embedded exited"; }
-  [ $SECONDS -lt $end ] || die "kafka-embedded did not write its bootstrap file in 20 s"
-  sleep 0.1
-done
+# wait_file PID FILE LOG WHAT: until PID has written FILE (20 s at most).
+wait_file() {
+  local end=$((SECONDS + 20))
+  until [ -s "$2" ]; do
+    kill -0 "$1" 2>/dev/null || { tail_log "$3"; die "$4 exited"; }
+    [ $SECONDS -lt $end ] || die "$4 did not write $2 in 20 s"
+    sleep 0.1
+  done
+}
+wait_file $EMB "$T/bootstrap" "$T/embedded.log" kafka-embedded
 BS=$(cat "$T/bootstrap")
 
 # COUNT := sum of the end offsets of topic $1 (0 when the query fails).
@@ -191,7 +210,7 @@ run_worker() {
   STEADY=$(rate $((target - C_FIRST)) "$(fsub "$T_END" "$T_FIRST")")
 }
 
-echo "sluice bench (N=$N, $P partitions, 3 mock brokers, $CORES cores); sampling every ${POLL}s"
+echo "sluice bench (N=$N, finnhub FN=$FN, $P partitions, 3 mock brokers, $CORES cores); sampling every ${POLL}s"
 
 # --- produce: kcat -------------------------------------------------------------
 # Same shape as the counter's JSON records; 1000 distinct keys spread them
@@ -199,16 +218,25 @@ echo "sluice bench (N=$N, $P partitions, 3 mock brokers, $CORES cores); sampling
 awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++)
   printf "key-%d:{\"task\":0,\"n\":%d,\"ts\":%.0f}\n", i % 1000, i, 1700000000000 + i }' >"$T/records.txt"
 TIMEFORMAT='%U %S'
-t0=$(now)
-{ time timeout --foreground "$LIMIT" kcat -P -b "$BS" -t bench.kcat -K: -X linger.ms=5 -X compression.type=lz4 \
-    -X enable.idempotence=true -X acks=all -X batch.num.messages=10000 \
-    -l "$T/records.txt" 2>"$T/kcat-p.err"; } 2>"$T/kcat-p.time" ||
-  { cat "$T/kcat-p.err" >&2; die "kcat -P failed"; }
-t1=$(now)
-hwm bench.kcat
-[ "$COUNT" -eq "$N" ] || die "kcat produced $COUNT records, not $N (see $T/kcat-p.err)"
-KP_WALL=$(fsub "$t1" "$t0"); KP_RATE=$(rate "$N" "$KP_WALL")
-row produce kcat "${KP_WALL}s" "$KP_RATE" 1.00 - - - "$(awk '{ printf "%.2f", $1 + $2 }' "$T/kcat-p.time")s" -
+# kcat_produce TOPIC FILE TAG WANT KCAT-ARGS...: kcat -P of FILE with the
+# worker's producer defaults, then checks that WANT records landed in TOPIC.
+# Sets KWALL KRATE KCPU.
+kcat_produce() {
+  local topic=$1 file=$2 tag=$3 want=$4 t0 t1; shift 4
+  t0=$(now)
+  { time timeout --foreground "$LIMIT" kcat -P -b "$BS" -t "$topic" "$@" -X linger.ms=5 -X compression.type=lz4 \
+      -X enable.idempotence=true -X acks=all -X batch.num.messages=10000 \
+      -l "$file" 2>"$T/$tag.err"; } 2>"$T/$tag.time" ||
+    { cat "$T/$tag.err" >&2; die "kcat -P to $topic failed"; }
+  t1=$(now)
+  hwm "$topic"
+  [ "$COUNT" -eq "$want" ] || die "kcat produced $COUNT records to $topic, not $want (see $T/$tag.err)"
+  KWALL=$(fsub "$t1" "$t0"); KRATE=$(rate "$want" "$KWALL")
+  KCPU=$(awk '{ printf "%.2f", $1 + $2 }' "$T/$tag.time")
+}
+kcat_produce bench.kcat "$T/records.txt" kcat-p "$N" -K:
+KP_RATE=$KRATE
+row produce kcat "${KWALL}s" "$KP_RATE" 1.00 - - - "${KCPU}s" -
 
 # --- produce: sluice source-counter -----------------------------------------------
 for spec in 1:json:s1j 2:json:s2j 1:avro:s1a 2:avro:s2a; do
@@ -301,12 +329,82 @@ JSON
     "${STARTUP}s" "${CPU}s" "$RSS"
 done
 
+# --- finnhub: sluice source-finnhub -------------------------------------------------
+# finnhub-replay sends FN synthetic trades flat out (--rate 0) to the one
+# client it serves; the worker writes one Avro record per trade, keyed by
+# symbol. The token is made here and reaches the worker through ${env:...}.
+head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/fh.token"
+BENCH_FH_TOKEN=$(cat "$T/fh.token"); export BENCH_FH_TOKEN
+syms=; for ((i = 0; i < NSYM; i++)); do syms+="${syms:+,}BENCH:SYM$i"; done
+"$REPLAY" --token-file "$T/fh.token" --synthetic --seed 7 --rate 0 --count "$FN" --max-symbols "$NSYM" \
+  --port 0 --port-file "$T/fh.port" --log-file "$T/fh-replay.log" >"$T/fh-replay.out" 2>"$T/fh-replay.err" &
+FR=$!; PIDS+=("$FR")
+wait_file "$FR" "$T/fh.port" "$T/fh-replay.err" finnhub-replay
+name=finnhub-fh
+worker_conf "$T/w-fh.json" "$T/offsets-fh.json"
+cat >"$T/$name.json" <<JSON
+{"name": "$name", "config": {"connector.class": "source-finnhub", "tasks.max": "1",
+ "finnhub.url": "$(cat "$T/fh.port")", "finnhub.token": "\${env:BENCH_FH_TOKEN}", "finnhub.symbols": "$syms",
+ "topic": "bench.fh", "value.converter": "avro", "value.converter.schema": "trades"}}
+JSON
+cp "$ROOT/schemas/trades.avsc" "$T/schemas/"
+run_worker "finnhub $name" "$T/$name.log" "hwm bench.fh" "$FN" "$T/w-fh.json" "$T/$name.json"
+FR_CPU=$(cpu_of $FR)
+stop $FR
+[ "$STOP_RC" = 0 ] || { tail_log "$T/fh-replay.err"; die "finnhub-replay exited $STOP_RC on SIGTERM"; }
+sent=$(awk '/ trades sent$/ { print $1 }' "$T/fh-replay.out")
+[ "${sent:-}" = "$FN" ] || die "finnhub-replay says it sent '${sent:-?}' trades, not $FN"
+hwm bench.fh
+[ "$COUNT" -eq "$FN" ] || die "bench.fh holds $COUNT records, not $FN"
+read -r acked errors <<<"$(last_progress "$T/$name.log" "$name" "into Kafka")"
+[ "${acked:-}" = "$FN" ] && [ "${errors:-}" = 0 ] ||
+  NOTES+=("$name: the worker's last progress line says '${acked:-?}' acked, '${errors:-?}' errors (expected $FN, 0)")
+# The server's own send time: its log's first subscribe to "count reached"
+# (wall-clock ms stamps). It sends only as fast as the worker reads, so a
+# send rate near the worker's with the server's cpu near its send time means
+# the server is the limit; well below means the worker is. "Sent" is written
+# to the socket: the last few MB may still sit in the kernel's buffers.
+ts_of() { date -d "$(grep -m1 -F " $1" "$T/fh-replay.log" | cut -d' ' -f1)" +%s.%N 2>/dev/null; }
+s0=$(ts_of subscribe) && s1=$(ts_of 'count reached') && [ -n "$s0" ] && [ -n "$s1" ] || die "no subscribe/count lines in $T/fh-replay.log"
+FR_SEND=$(fsub "$s1" "$s0")
+NOTES+=("finnhub-replay sent the $FN trades in ${FR_SEND}s ($(rate "$FN" "$FR_SEND") trades/s, first subscribe to count reached, written to its socket; server cpu ${FR_CPU}s over the whole run)")
+FH_RATE=$(rate "$FN" "$WALL"); FH_STEADY=$STEADY
+FH_ROW=("${WALL}s" "${STARTUP}s" "${CPU}s" "$RSS")
+
+# --- finnhub: kcat -P of the same records ------------------------------------------
+# The records the worker wrote, key + raw Avro value, each followed by a
+# delimiter made now: Avro can hold any byte (tabs, newlines, NUL), so the
+# dump must hold the delimiter exactly once per record. kcat -P splits the
+# key at the first tab (symbols hold none). The delimiter has no regex
+# metacharacter, as awk takes it as RS.
+DELIM="~sluice-bench-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')~"
+timeout --foreground "$LIMIT" kcat -C -b "$BS" -t bench.fh -o beginning -e -q -f "%k\t%s$DELIM" \
+  >"$T/fh.dump" 2>"$T/fh-dump.err" || { cat "$T/fh-dump.err" >&2; die "kcat -C of bench.fh failed"; }
+got=$(grep -aoF -- "$DELIM" "$T/fh.dump" | wc -l)
+[ "$got" -eq "$FN" ] || die "the dump of bench.fh holds the delimiter $got times, not $FN (records aged out of the mock broker's log, or the delimiter is in the data)"
+kcat_produce bench.fhk "$T/fh.dump" kcat-fh "$FN" -K '\t' -D "$DELIM"
+# Byte for byte: the first 1000 re-produced records read back are among the
+# originals, key and value.
+timeout --foreground "$LIMIT" kcat -C -b "$BS" -t bench.fhk -o beginning -c 1000 -e -q -f "%k\t%s$DELIM" \
+  >"$T/fhk.sample" 2>/dev/null || die "kcat -C of bench.fhk failed"
+cmp_out=$(awk -v RS="$DELIM" 'FNR == NR { seen[$0] = 1; next } { n++; if (!($0 in seen)) bad++ }
+  END { printf "%d %d", n, bad }' "$T/fh.dump" "$T/fhk.sample") 2>/dev/null
+read -r n_sample n_bad <<<"$cmp_out"
+[ "${n_sample:-0}" -gt 0 ] && [ "${n_bad:-1}" = 0 ] ||
+  die "re-produced records differ from bench.fh's ($cmp_out: sampled, not found)"
+KF_RATE=$KRATE
+row finnhub "kcat (same Avro records)" "${KWALL}s" "$KF_RATE" 1.00 - - - "${KCPU}s" -
+row finnhub "sluice source-finnhub avro" "${FH_ROW[0]}" "$FH_RATE" "$(ratio "$FH_RATE" "$KF_RATE")" \
+  "$FH_STEADY" "$(ratio "$FH_STEADY" "$KF_RATE")" "${FH_ROW[1]}" "${FH_ROW[2]}" "${FH_ROW[3]}"
+
 printf '%-8s %-30s %7s %9s %6s %9s %6s %7s %6s %8s\n' "" "" wall rec/s ratio steady ratio startup cpu "peak RSS"
 for r in "${ROWS[@]}"; do echo "$r"; done
 echo "ratio = rec/s over the first kcat row's rec/s in the same phase (its startup is a few ms,"
 echo "so its wall rate is its steady rate); steady = from the first record seen to the last;"
 echo "startup of group members (kcat -G, sinks) is mostly the group join (~3 s on the mock"
 echo "broker); cpu = the process's user+sys, brokers not included; the counter keys records by"
-echo "task, so 1 task writes 1 partition."
+echo "task, so 1 task writes 1 partition. finnhub: the sluice row's clock includes the"
+echo "websocket connect and subscribe; the kcat row produces the worker's own records (key +"
+echo "Avro value) from a file, so it has no feed to wait for."
 for n in "${NOTES[@]:-}"; do [ -n "$n" ] && echo "note: $n"; done
 exit 0
