@@ -127,6 +127,18 @@ static void commit_offsets(source_ctx_t *s) {
  * topic.creation.default.partitions / .replication.factor set, a topic the
  * task writes to for the first time is created with them and with every
  * other topic.creation.default.<config> as a topic config. */
+/* librdkafka's idempotent producer asks for a new topic's metadata only on
+ * its next 1 s topic scan, so the first records of a topic waited ~1 s: ask
+ * once, now (one round trip, once per topic). */
+static void prefetch_metadata(source_ctx_t *s, const char *topic) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->producer, topic, NULL);
+    if (!rkt) return;
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(s->producer, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+}
+
 static int ensure_topic(source_ctx_t *s, const char *topic) {
     for (size_t i = 0; i < s->ntopics; i++)
         if (strcmp(s->topics[i], topic) == 0) return 0;
@@ -138,7 +150,10 @@ static int ensure_topic(source_ctx_t *s, const char *topic) {
     const sl_props_t *cfg = s->conn->config;
     const char *parts = sl_props_get(cfg, "topic.creation.default.partitions");
     const char *rf = sl_props_get(cfg, "topic.creation.default.replication.factor");
-    if (!parts && !rf) return 0; /* the broker's auto-creation, if any, applies */
+    if (!parts && !rf) { /* the broker's auto-creation, if any, applies */
+        prefetch_metadata(s, topic);
+        return 0;
+    }
     int64_t np = -1, nr = -1;
     if (parts) sl_parse_int64(parts, &np);
     if (rf) sl_parse_int64(rf, &nr);
