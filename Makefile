@@ -119,4 +119,5 @@ install: $(BUILD)/sluice $(PLUGIN_SOS)
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
+include tests/fuzz/fuzz.mk

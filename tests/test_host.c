@@ -770,6 +770,24 @@ static void test_converter_avro_decode_errors(void **st) {
     assert_int_equal(len, sizeof(trunc));
     assert_memory_equal(kept, trunc, sizeof(trunc));
 
+    /* hostile lengths (found by tests/fuzz/fuzz_avro.c): a negative string
+     * length, one far past the end, and a truncated string are refused
+     * without a huge allocation (ASan aborts on one) or a leak (LSan) */
+    static const struct { unsigned char b[12]; size_t n; } hostile[] = {
+        {{0x35, 'A', 'A'}, 3},                              /* length -27 */
+        {{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 'A'}, 8}, /* 2^41 / 2 */
+        {{0x5a, 'A', 'B', 'C'}, 4},                         /* 45, 3 there */
+        {{0x02, 'A', 0, 0, 0, 0, 0, 0, 0xf8, 0x3f, 0x02, 0x35}, 12}, /* note: -27 */
+    };
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+        sluice_record_t *h = sl_record_new();
+        assert_int_equal(sl_converter_decode(&f->c, hostile[i].b, hostile[i].n, h, f->err,
+                                             sizeof(f->err)),
+                         SLUICE_ERR_BAD_RECORD);
+        assert_true(f->err[0] != '\0');
+        sl_record_free(h);
+    }
+
     /* a NULL payload leaves the value null */
     sluice_record_t *n = sl_record_new();
     assert_int_equal(sl_converter_decode(&f->c, NULL, 0, n, f->err, sizeof(f->err)), SLUICE_OK);
