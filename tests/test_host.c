@@ -1764,6 +1764,11 @@ static int timer_handle_child(void) {
     return ok ? 0 : 3;
 }
 
+/* This program's path, for re-executing itself: argv[0] made absolute, so
+ * that under valgrind the child is this test, not valgrind's launcher
+ * (/proc/self/exe would be). */
+static char g_self[4096] = "/proc/self/exe";
+
 static void test_timer_handle_valid_after_stop(void **st) {
     (void)st;
     fflush(NULL);
@@ -1771,7 +1776,7 @@ static void test_timer_handle_valid_after_stop(void **st) {
     assert_true(pid >= 0);
     if (pid == 0) {
         setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0", 1);
-        execl("/proc/self/exe", "test_host", "--timer-handle-child", (char *)NULL);
+        execl(g_self, "test_host", "--timer-handle-child", (char *)NULL);
         _exit(127);
     }
     int status = 0;
@@ -2066,6 +2071,8 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--timer-handle-child") == 0) return timer_handle_child();
+    char self[4096];
+    if (strchr(argv[0], '/') && realpath(argv[0], self)) snprintf(g_self, sizeof g_self, "%s", self);
     setenv("SLUICE_NO_DLCLOSE", "1", 0);
     snprintf(g_dir, sizeof(g_dir), "%s/sluice-test-host-XXXXXX",
              getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
