@@ -3971,6 +3971,17 @@ static int serve_main(int argc, char **argv) {
         printf("%s\n", url);
         fflush(stdout);
         logf_(&srv, "listening on %s, account %s, db %s", url, srv.accounts[0], cfg.db_path);
+        /* Appends not committed before this start were lost with the last
+         * process: invalidate every channel's continuation tokens, as a failed
+         * server does, so a client reopens and resends from its committed
+         * offset token instead of appending past a hole. */
+        pthread_mutex_lock(&srv.db_mu);
+        int bumped = sqlite3_exec(srv.db, "UPDATE __sfemu_channels SET client_seq = client_seq + 1", NULL, NULL,
+                                  NULL) == SQLITE_OK ? sqlite3_changes(srv.db) : 0;
+        pthread_mutex_unlock(&srv.db_mu);
+        if (bumped > 0)
+            logf_(&srv, "%d channel(s) invalidated: appends not committed before the restart are lost, reopen them",
+                  bumped);
         int sig = 0;
         sigwait(&set, &sig);
         logf_(&srv, "signal %d: stopping", sig);

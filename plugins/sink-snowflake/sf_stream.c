@@ -30,6 +30,7 @@ struct sf_channel {
     size_t head, sent, n, cap;
     size_t unsent_bytes;
     int64_t unsent_since;
+    int64_t progress_ms; /* monotonic: last append with none outstanding, or last commit seen */
 };
 
 struct sf_stream {
@@ -42,7 +43,7 @@ struct sf_stream {
     char *scope;          /* the ingest host, as the scoped token's scope */
     char *token;          /* scoped token */
     int64_t token_ms;     /* when it was granted (monotonic) */
-    int64_t budget_ms, backoff_max_ms, renew_ms;
+    int64_t budget_ms, backoff_max_ms, renew_ms, commit_timeout_ms;
     size_t max_bytes;
     uint64_t reopens, appends;
 };
@@ -71,6 +72,7 @@ sf_stream_t *sf_stream_new(const sf_stream_conf_t *c, sf_api_t *api,
     s->backoff_max_ms = c->backoff_max_ms > 0 ? c->backoff_max_ms : 1;
     s->renew_ms = c->token_renew_ms > 60000 ? c->token_renew_ms : 50 * 60 * 1000;
     s->max_bytes = c->max_request_bytes ? c->max_request_bytes : 4u << 20;
+    s->commit_timeout_ms = c->commit_timeout_ms > 0 ? c->commit_timeout_ms : 120000;
     s->base = strdup(c->base);
     s->scheme = strndup(c->base, strcspn(c->base, ":"));
     s->db = esc(c->database ? c->database : "");
@@ -163,6 +165,7 @@ int sf_channel_add(sf_channel_t *ch, int64_t offset, char *line, int64_t now_ms)
 static size_t drop_committed(sf_channel_t *ch, int64_t next) {
     size_t k = 0;
     if (next > ch->committed) ch->committed = next;
+    if (ch->head < ch->n && ch->rows[ch->head].offset < ch->committed) ch->progress_ms = sf_mono_ms();
     while (ch->head < ch->n && ch->rows[ch->head].offset < ch->committed) {
         if (ch->head >= ch->sent) { /* committed by another writer before we sent it */
             ch->unsent_bytes -= ch->rows[ch->head].len + 1;
@@ -498,6 +501,7 @@ sluice_err_t sf_channel_flush(sf_stream_t *s, sf_channel_t *ch, char *err, size_
             }
             free(ch->cont);
             ch->cont = c;
+            if (ch->sent == ch->head) ch->progress_ms = sf_mono_ms(); /* the first outstanding */
             ch->unsent_bytes -= bytes;
             ch->sent = end;
             if (ch->sent == ch->n) ch->unsent_since = 0;
@@ -595,6 +599,17 @@ sluice_err_t sf_stream_refresh(sf_stream_t *s, sf_channel_t *const *chs, size_t 
             }
             size_t k2 = drop_committed(ch, nx);
             if (committed) *committed += k2;
+            if (ch->open && ch->sent > ch->head &&
+                sf_mono_ms() - ch->progress_ms > s->commit_timeout_ms) {
+                /* appended, never committed (lost by a failed server?):
+                 * reopening drops them for sure; the next flush resends */
+                s->host->log(s->task, SLUICE_LOG_WARN,
+                             "channel %s: %zu appended row(s) not committed after %" PRId64
+                             " ms: reopening it and sending them again",
+                             ch->name, ch->sent - ch->head, sf_mono_ms() - ch->progress_ms);
+                ch->open = 0;
+                s->reopens++;
+            }
         }
         json_decref(j);
     }

@@ -15,10 +15,11 @@
  *
  * Exactly once: a row's offset token is the Kafka offset of the last row of
  * its append; rows stay here until a status says their token is committed.
- * When an append's fate is unknown (lost answer, dropped connection, 5xx) or
- * its continuation token is stale, the channel is reopened - which makes
- * Snowflake drop what it had not committed - and every kept row above the
- * committed token is sent again. Appends go on a fresh connection each, so
+ * When an append's fate is unknown (lost answer, dropped connection, 5xx),
+ * its continuation token is stale, or appended rows stay uncommitted longer
+ * than commit_timeout_ms, the channel is reopened - which makes Snowflake
+ * drop what it had not committed - and every kept row above the committed
+ * token is sent again. Appends go on a fresh connection each, so
  * libcurl never resends one on its own.
  *
  * All calls on the task's thread. Tokens and keys are never logged.
@@ -40,6 +41,7 @@ typedef struct sf_stream_conf {
     int64_t backoff_max_ms;
     int64_t token_renew_ms;    /* scoped token lifetime we use (50 minutes) */
     size_t max_request_bytes;  /* one append's NDJSON body (4 MB) */
+    int64_t commit_timeout_ms; /* appended rows not committed this long: reopen, resend */
 } sf_stream_conf_t;
 
 typedef struct sf_stream sf_stream_t;

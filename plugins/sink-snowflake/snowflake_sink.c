@@ -947,9 +947,11 @@ static sluice_err_t sf_start(sluice_task_t *task, void **state) {
         }
     }
 
-    int64_t retry_ms = 0, timeout_ms = 0;
+    int64_t retry_ms = 0, timeout_ms = 0, commit_timeout_ms = 0;
     if (host->config_int(task, "snowflake.retry.timeout.ms", &retry_ms) != SLUICE_OK ||
-        host->config_int(task, "snowflake.request.timeout.ms", &timeout_ms) != SLUICE_OK) {
+        host->config_int(task, "snowflake.request.timeout.ms", &timeout_ms) != SLUICE_OK ||
+        host->config_int(task, "snowflake.streaming.commit.timeout.ms", &commit_timeout_ms) !=
+            SLUICE_OK) {
         fail(task, SLUICE_ERR_CONFIG, "config 'snowflake.*.timeout.ms': not an integer");
         goto out;
     }
@@ -981,6 +983,7 @@ static sluice_err_t sf_start(sluice_task_t *task, void **state) {
             .backoff_max_ms = 2000,
             .token_renew_ms = 50 * 60 * 1000,
             .max_request_bytes = 4u << 20, /* the documented cap of one append */
+            .commit_timeout_ms = commit_timeout_ms,
         };
         if (!(s->stream = sf_stream_new(&sc, s->api, host, task))) {
             rc = fail(task, SLUICE_ERR_FATAL, "out of memory");
@@ -1350,6 +1353,10 @@ static const sluice_config_def_t sf_config[] = {
             "retriable error (it retries again later)"},
     {.name = "snowflake.request.timeout.ms", .type = SLUICE_CONFIG_INT, .default_value = "20000",
      .min = 100, .max = 600000, .doc = "Timeout of one HTTP request"},
+    {.name = "snowflake.streaming.commit.timeout.ms", .type = SLUICE_CONFIG_INT,
+     .default_value = "120000", .min = 1000, .max = 86400000,
+     .doc = "SNOWPIPE_STREAMING: appended rows not committed after this long (Snowflake "
+            "documents 5-10 s) make the task reopen the channel and send them again"},
     {.name = "buffer.count.records", .type = SLUICE_CONFIG_INT, .default_value = "10000",
      .min = 1, .max = BIG, .doc = "Rows buffered per table before a flush"},
     {.name = "buffer.flush.time", .type = SLUICE_CONFIG_INT, .default_value = "10", .min = 0,
