@@ -1182,12 +1182,17 @@ static sluice_err_t sf_put(void *state, sluice_task_t *task, sluice_record_t *co
     if (s->failed)
         return fail(task, SLUICE_ERR_FATAL, "%s; restart the task",
                     s->fail_msg[0] ? s->fail_msg : "an earlier write failed");
-    if (s->stream && stream_backlogged(s)) {
-        sluice_err_t rc = stream_refresh(s, task);
+    /* Back-pressure: wait here (a second at most, asking every 100 ms) for
+     * Snowflake to commit, then let the host pause and retry. */
+    for (int64_t t0 = host->now_ms(); s->stream && stream_backlogged(s);) {
+        sluice_err_t rc = stream_flush(s, task, 1);
+        if (rc == SLUICE_OK) rc = stream_refresh(s, task);
         if (rc != SLUICE_OK) return rc == SLUICE_ERR_FATAL ? rc : SLUICE_ERR_RETRIABLE;
-        if (stream_backlogged(s))
+        if (!stream_backlogged(s)) break;
+        if (host->now_ms() - t0 >= 1000)
             return fail(task, SLUICE_ERR_RETRIABLE,
                         "waiting for Snowflake to commit appended rows before taking more");
+        sf_sleep_ms(100);
     }
     int bad = 0;
     int64_t now = host->now_ms();
