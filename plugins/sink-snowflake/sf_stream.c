@@ -441,14 +441,14 @@ sluice_err_t sf_channel_open(sf_stream_t *s, sf_channel_t *ch, int64_t *next, ch
     return SLUICE_OK;
 }
 
-/* One append of rows [sent, end). */
+/* One append of rows [sent, end): the HTTP status, or what call() returns. */
 static long append(sf_stream_t *s, sf_channel_t *ch, size_t end, char *err, size_t errlen) {
     size_t len = 0;
     for (size_t i = ch->sent; i < end; i++) len += ch->rows[i].len + 1;
     char *body = malloc(len + 1), *p = body;
     char *cont = esc(ch->cont), *name = esc(ch->name);
     char url[4096];
-    long st = -1;
+    long st = -2; /* retriable: out of memory */
     size_t l;
     if (!body || !cont || !name || pipe_url(s, url, sizeof(url), "data/", ch->pipe) != 0) {
         snprintf(err, errlen, "out of memory");
