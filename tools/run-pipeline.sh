@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the Finnhub -> Kafka -> Snowflake pipeline in one standalone
 # worker, on local stand-ins unless real services are configured:
-#   Kafka      build/tools/kafka-embedded (3 mock brokers), unless
-#              d2b_kafka_server is set (then d2b_kafka_server:d2b_kafka_port)
+#   Kafka      the worker's in-process embedded cluster (3 mock brokers),
+#              unless d2b_kafka_server is set (then d2b_kafka_server:d2b_kafka_port)
 #   Finnhub    build/tools/finnhub-replay (synthetic trades, a token made
 #              here), unless d2b_token_finnhubio is set (then wss://ws.finnhub.io)
 #   Snowflake  build/tools/snowflake-emulator with a throwaway key pair made
@@ -80,16 +80,16 @@ wait_file() { # file, pid, what
 TOPIC=${d2b_kafka_producer_topic:-trades}
 
 # --- Kafka -------------------------------------------------------------------
+# The worker's in-process embedded cluster: on Ctrl-C the worker's sinks then
+# drain what its source wrote before the cluster goes, so every trade that
+# reached Kafka is in the tables at the end.
 if [ -n "${d2b_kafka_server:-}" ]; then
   export SLUICE_BOOTSTRAP_SERVERS="$d2b_kafka_server:${d2b_kafka_port:-9092}"
   KAFKA_WHAT="Kafka at $SLUICE_BOOTSTRAP_SERVERS"
 else
-  start "$BUILD/tools/kafka-embedded" --brokers 3 --bootstrap-file "$RUN/bootstrap" \
-    --topic "$TOPIC:6:3" --topic trades.dlq:1:3 --topic trades.snowflake.dlq:1:3 \
-    --topic trades.summary.dlq:1:3 >"$RUN/kafka.log" 2>&1
-  wait_file "$RUN/bootstrap" "$LAST" kafka-embedded
-  export SLUICE_BOOTSTRAP_SERVERS=$(cat "$RUN/bootstrap")
-  KAFKA_WHAT="embedded Kafka (3 mock brokers) at $SLUICE_BOOTSTRAP_SERVERS"
+  unset SLUICE_BOOTSTRAP_SERVERS
+  export SLUICE_BOOTSTRAP_FILE=$RUN/bootstrap
+  KAFKA_WHAT="embedded in the worker (3 mock brokers; address in $RUN/bootstrap)"
 fi
 
 # --- Finnhub -----------------------------------------------------------------
@@ -142,7 +142,7 @@ else
   HAS_SUMMARY=0
 fi
 export SLUICE_METRICS_FILE=$RUN/metrics.prom SLUICE_OFFSETS_FILE=$RUN/offsets.json
-export SLUICE_STATUS_INTERVAL_MS=1000
+export SLUICE_STATUS_INTERVAL_MS=1000 SLUICE_PLUGIN_PATH=$BUILD/plugins
 say "Sluice pipeline: Finnhub trades -> Kafka topic '$TOPIC' -> Snowflake"
 say "  feed:      $FINNHUB_WHAT"
 say "  Kafka:     $KAFKA_WHAT"
