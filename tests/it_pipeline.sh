@@ -72,15 +72,9 @@ start_bg "$BUILD/tools/finnhub-replay" --token-file "$T/token" --synthetic --see
 check "finnhub-replay starts" wait_for 20 test -s "$T/fh.url"
 export SLUICE_FINNHUB_URL=$(cat "$T/fh.url") SLUICE_PLUGIN_PATH=$BUILD/plugins SLUICE_STATUS_INTERVAL_MS=1000
 
-# conf/worker.json as shipped, plus group timeouts that let a killed member's
-# partitions move in seconds (Kafka's default session is 45 s).
-$PY - "$ROOT/conf/worker.json" "$T/worker.json" <<'PYEOF'
-import json, sys
-w = json.load(open(sys.argv[1]))
-w.update({"consumer.session.timeout.ms": 6000, "consumer.heartbeat.interval.ms": 500,
-          "consumer.max.poll.interval.ms": 10000})
-json.dump(w, open(sys.argv[2], "w"), indent=1)
-PYEOF
+# conf/worker.json as shipped, with group timeouts that let a killed member's
+# partitions move in seconds.
+check "worker config" "$ROOT/tools/fast-group-conf.sh" "$ROOT/conf/worker.json" "$T/worker.json"
 SINKS=(conf/connectors/snowflake-trades.json)
 [ $HAS_WINDOW = 1 ] && SINKS+=(conf/connectors/snowflake-summary.json)
 rc=0; "$SLUICE" validate "$T/worker.json" conf/connectors/finnhub.json "${SINKS[@]}" >"$T/validate.log" 2>&1 || rc=$?

@@ -16,8 +16,13 @@
 #            websocket server, token made at run time), vs kcat -P producing
 #            the very records the worker wrote (dumped with kcat -C: key +
 #            raw Avro value) with the produce row's settings.
+#   pipeline the Finnhub -> Kafka -> Snowflake pipeline with the shipped
+#            configs: source, detailed sink, end to end, latency and peak
+#            RSS against kcat on the same broker (tools/bench-pipeline.sh,
+#            sourced from here; see there).
 #
-# BENCH_N=<records> (default 500000) changes N; BENCH_FINNHUB_N (default
+# BENCH_PHASES=<comma list> runs only those phases (default all:
+# produce,consume,finnhub,pipeline). BENCH_N=<records> (default 500000) changes N; BENCH_FINNHUB_N (default
 # 200000) the finnhub phase's FN; BENCH_POLL=<seconds> the
 # sampling interval (default 0.05). Every wait is bounded (BENCH_LIMIT, 120 s);
 # every process is killed and the temp dir removed on every exit path.
@@ -63,6 +68,13 @@ N=${BENCH_N:-500000}
 FN=${BENCH_FINNHUB_N:-200000}
 POLL=${BENCH_POLL:-0.05}
 LIMIT=${BENCH_LIMIT:-120}
+PHASES=${BENCH_PHASES:-produce,consume,finnhub,pipeline}
+phase() { [[ ",$PHASES," == *",$1,"* ]]; }
+for ph in ${PHASES//,/ }; do
+  case $ph in produce | consume | finnhub | pipeline) ;;
+  *) echo "bench: unknown phase '$ph' in BENCH_PHASES (produce, consume, finnhub, pipeline)" >&2; exit 1 ;; esac
+done
+PIPE_LINES=()
 CORES=$(nproc 2>/dev/null || echo '?')
 HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
@@ -107,7 +119,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 tail_log() { echo "--- last lines of $1:" >&2; tail -n 15 "$1" >&2; }
 
 # --- the cluster -------------------------------------------------------------
-TOPICS=(kcat s1j s2j s1a s2a fh fhk)
+TOPICS=(kcat s1j s2j s1a s2a fh fhk pipe pipek e2e lat)
 targs=(); for t in "${TOPICS[@]}"; do targs+=(--topic "bench.$t:$P"); done
 "$EMBEDDED" --brokers 3 "${targs[@]}" --bootstrap-file "$T/bootstrap" >"$T/embedded.log" 2>&1 &
 EMB=$!; PIDS+=($EMB)
@@ -210,13 +222,15 @@ run_worker() {
   STEADY=$(rate $((target - C_FIRST)) "$(fsub "$T_END" "$T_FIRST")")
 }
 
-echo "sluice bench (N=$N, finnhub FN=$FN, $P partitions, 3 mock brokers, $CORES cores); sampling every ${POLL}s"
+echo "sluice bench (phases $PHASES; N=$N, finnhub FN=$FN, $P partitions, 3 mock brokers, $CORES cores); sampling every ${POLL}s"
 
 # --- produce: kcat -------------------------------------------------------------
 # Same shape as the counter's JSON records; 1000 distinct keys spread them
 # over all partitions.
-awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++)
-  printf "key-%d:{\"task\":0,\"n\":%d,\"ts\":%.0f}\n", i % 1000, i, 1700000000000 + i }' >"$T/records.txt"
+if phase produce || phase consume; then
+  awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++)
+    printf "key-%d:{\"task\":0,\"n\":%d,\"ts\":%.0f}\n", i % 1000, i, 1700000000000 + i }' >"$T/records.txt"
+fi
 TIMEFORMAT='%U %S'
 # kcat_produce TOPIC FILE TAG WANT KCAT-ARGS...: kcat -P of FILE with the
 # worker's producer defaults, then checks that WANT records landed in TOPIC.
@@ -234,10 +248,30 @@ kcat_produce() {
   KWALL=$(fsub "$t1" "$t0"); KRATE=$(rate "$want" "$KWALL")
   KCPU=$(awk '{ printf "%.2f", $1 + $2 }' "$T/$tag.time")
 }
+# kcat_copy FROM TO TAG N: dumps topic FROM (key + raw value, each record
+# followed by a delimiter made now: Avro can hold any byte - tabs, newlines,
+# NUL - so the dump must hold the delimiter exactly once per record; kcat -P
+# splits the key at the first tab, symbols hold none; the delimiter has no
+# regex metacharacter, as awk takes it as RS), checks it holds N records and
+# kcat -P's it to TO (kcat_produce: sets KWALL KRATE KCPU). DELIM and
+# $T/TAG.dump stay for a comparison.
+kcat_copy() {
+  local from=$1 to=$2 tag=$3 n=$4 got
+  DELIM="~sluice-bench-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')~"
+  timeout --foreground "$LIMIT" kcat -C -b "$BS" -t "$from" -o beginning -e -q -f "%k\t%s$DELIM" \
+    >"$T/$tag.dump" 2>"$T/$tag-dump.err" || { cat "$T/$tag-dump.err" >&2; die "kcat -C of $from failed"; }
+  got=$(grep -aoF -- "$DELIM" "$T/$tag.dump" | wc -l)
+  [ "$got" -eq "$n" ] || die "the dump of $from holds the delimiter $got times, not $n (records aged out of the mock broker's log, or the delimiter is in the data)"
+  kcat_produce "$to" "$T/$tag.dump" "kcat-$tag" "$n" -K '\t' -D "$DELIM"
+}
+if phase produce || phase consume; then # kcat produce: the produce baseline, and the records consume reads
 kcat_produce bench.kcat "$T/records.txt" kcat-p "$N" -K:
 KP_RATE=$KRATE
 row produce kcat "${KWALL}s" "$KP_RATE" 1.00 - - - "${KCPU}s" -
 
+fi # kcat produce: the produce baseline, and the records consume reads
+
+if phase produce; then # produce
 # --- produce: sluice source-counter -----------------------------------------------
 for spec in 1:json:s1j 2:json:s2j 1:avro:s1a 2:avro:s2a; do
   IFS=: read -r tasks conv topic <<<"$spec"
@@ -257,6 +291,9 @@ JSON
     "${STARTUP}s" "${CPU}s" "$RSS"
 done
 
+fi # produce
+
+if phase consume; then # consume
 # --- consume: kcat ----------------------------------------------------------------
 t0=$(now)
 { time timeout --foreground "$LIMIT" kcat -C -b "$BS" -t bench.kcat -o beginning -e -q -f 'x' 2>"$T/kcat-c.err" >"$T/kcat-c.out"; } \
@@ -329,6 +366,9 @@ JSON
     "${STARTUP}s" "${CPU}s" "$RSS"
 done
 
+fi # consume
+
+if phase finnhub; then # finnhub
 # --- finnhub: sluice source-finnhub -------------------------------------------------
 # finnhub-replay sends FN synthetic trades flat out (--rate 0) to the one
 # client it serves; the worker writes one Avro record per trade, keyed by
@@ -372,17 +412,8 @@ FH_RATE=$(rate "$FN" "$WALL"); FH_STEADY=$STEADY
 FH_ROW=("${WALL}s" "${STARTUP}s" "${CPU}s" "$RSS")
 
 # --- finnhub: kcat -P of the same records ------------------------------------------
-# The records the worker wrote, key + raw Avro value, each followed by a
-# delimiter made now: Avro can hold any byte (tabs, newlines, NUL), so the
-# dump must hold the delimiter exactly once per record. kcat -P splits the
-# key at the first tab (symbols hold none). The delimiter has no regex
-# metacharacter, as awk takes it as RS.
-DELIM="~sluice-bench-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')~"
-timeout --foreground "$LIMIT" kcat -C -b "$BS" -t bench.fh -o beginning -e -q -f "%k\t%s$DELIM" \
-  >"$T/fh.dump" 2>"$T/fh-dump.err" || { cat "$T/fh-dump.err" >&2; die "kcat -C of bench.fh failed"; }
-got=$(grep -aoF -- "$DELIM" "$T/fh.dump" | wc -l)
-[ "$got" -eq "$FN" ] || die "the dump of bench.fh holds the delimiter $got times, not $FN (records aged out of the mock broker's log, or the delimiter is in the data)"
-kcat_produce bench.fhk "$T/fh.dump" kcat-fh "$FN" -K '\t' -D "$DELIM"
+# The records the worker wrote, key + raw Avro value (see kcat_copy).
+kcat_copy bench.fh bench.fhk fh "$FN"
 # Byte for byte: the first 1000 re-produced records read back are among the
 # originals, key and value.
 timeout --foreground "$LIMIT" kcat -C -b "$BS" -t bench.fhk -o beginning -c 1000 -e -q -f "%k\t%s$DELIM" \
@@ -397,6 +428,13 @@ row finnhub "kcat (same Avro records)" "${KWALL}s" "$KF_RATE" 1.00 - - - "${KCPU
 row finnhub "sluice source-finnhub avro" "${FH_ROW[0]}" "$FH_RATE" "$(ratio "$FH_RATE" "$KF_RATE")" \
   "$FH_STEADY" "$(ratio "$FH_STEADY" "$KF_RATE")" "${FH_ROW[1]}" "${FH_ROW[2]}" "${FH_ROW[3]}"
 
+fi # finnhub
+
+if phase pipeline; then # the Finnhub -> Kafka -> Snowflake pipeline
+  . "$ROOT/tools/bench-pipeline.sh"
+fi # pipeline
+
+if [ ${#ROWS[@]} -gt 0 ]; then
 printf '%-8s %-30s %7s %9s %6s %9s %6s %7s %6s %8s\n' "" "" wall rec/s ratio steady ratio startup cpu "peak RSS"
 for r in "${ROWS[@]}"; do echo "$r"; done
 echo "ratio = rec/s over the first kcat row's rec/s in the same phase (its startup is a few ms,"
@@ -406,5 +444,7 @@ echo "broker); cpu = the process's user+sys, brokers not included; the counter k
 echo "task, so 1 task writes 1 partition. finnhub: the sluice row's clock includes the"
 echo "websocket connect and subscribe; the kcat row produces the worker's own records (key +"
 echo "Avro value) from a file, so it has no feed to wait for."
+fi
+for l in "${PIPE_LINES[@]:-}"; do [ -n "$l" ] && echo "$l"; done
 for n in "${NOTES[@]:-}"; do [ -n "$n" ] && echo "note: $n"; done
 exit 0
