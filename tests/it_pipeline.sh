@@ -163,6 +163,10 @@ check_eq "the sinks' consumer lag is 0 at the end (metrics.file)" 0 \
 # --- 3. make run's script -----------------------------------------------------------
 run_rows() { grep -Eq 'DETAILED_DFX: [1-9][0-9]* rows' "$T/run.out"; }
 check "run-pipeline: progress lines with rows in the .env's table (DETAILED_DFX)" wait_for 60 run_rows
+# everything it started inherited SLUICE_RUN_DIR (this shell did not)
+run_procs() { grep -lsF -- "SLUICE_RUN_DIR=$T/run" /proc/[0-9]*/environ | wc -l; }
+n=$(run_procs)
+check "run-pipeline: its processes are found by their environment (script, worker, replay, emulator: $n)" test "$n" -ge 4
 kill -INT $RP
 i=0; while kill -0 $RP 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 rc=0; wait $RP || rc=$?
@@ -181,7 +185,7 @@ symbols=$("$EMU" query --db "$T/run/snowflake.sqlite" --database SLUICE --schema
 check_eq "run-pipeline: the .env's tickers, topic and table were used" "BINANCE:BTCUSDT BINANCE:ETHUSDT  trades_raw" \
   "$symbols $("$EMU" query --db "$T/run/snowflake.sqlite" --database SLUICE --schema PUBLIC \
     "SELECT DISTINCT KAFKA_TOPIC FROM DETAILED_DFX" 2>/dev/null | tail -n +2)"
-left=$(pgrep -f -- "$T/run/" | wc -l)
+left=$(run_procs)
 check_eq "run-pipeline: no process of its own left running" 0 "$left"
 
 # --- secrets --------------------------------------------------------------------

@@ -25,6 +25,7 @@
 # event time then runs at wall-clock pace), SLUICE_REPLAY_COUNT (0 = no end),
 # SLUICE_FINNHUB=replay (the replay server even when a token is set).
 set -u
+HERE=$PWD # where .env and rsa_key.p8 are looked for
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=${BUILD:-build}
@@ -51,8 +52,14 @@ load_env() {
     [ -n "${!k+x}" ] || export "$k=$v" # the environment wins over the file
   done <"$1"
 }
-ENV_FILE=${SLUICE_ENV_FILE:-.env}
+ENV_FILE=${SLUICE_ENV_FILE:-$HERE/.env}
 if [ -f "$ENV_FILE" ]; then load_env "$ENV_FILE"; say "read $ENV_FILE"; fi
+# the original project kept rsa_key.p8 next to its .env
+if [ -n "${SF_PRIVATE_KEY_FILE:-}" ]; then
+  case $SF_PRIVATE_KEY_FILE in /*) ;; *) export SF_PRIVATE_KEY_FILE=$HERE/$SF_PRIVATE_KEY_FILE ;; esac
+elif [ -f "$HERE/rsa_key.p8" ]; then
+  export SF_PRIVATE_KEY_FILE=$HERE/rsa_key.p8
+fi
 
 [ -x "$BUILD/sluice" ] || die "$BUILD/sluice missing (run make)"
 rm -rf "$RUN" && mkdir -p "$RUN" || die "cannot make $RUN"
