@@ -216,7 +216,12 @@ for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; do
 PIDS=()
 
 # --- summary -----------------------------------------------------------------
-[ "$rc" = 0 ] && say "worker stopped (exit 0)" || say "worker exited $rc: see $RUN/worker.log"
+if [ "$rc" = 0 ]; then
+  say "worker stopped (exit 0)"
+else
+  say "worker exited $rc; the end of $RUN/worker.log:"
+  tail -n 5 "$RUN/worker.log" | sed 's/^/  | /'
+fi
 say "  trades into Kafka:   $(metric source_records_acked_total finnhub-trades)"
 say "  rows in $DETAILED: $(rows "$DETAILED") (sink put $(metric sink_records_put_total snowflake-trades))"
 [ $HAS_SUMMARY = 1 ] && say "  rows in $SUMMARY: $(rows "$SUMMARY") (windows emitted $(metric sink_records_put_total snowflake-summary))"
