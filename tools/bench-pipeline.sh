@@ -114,7 +114,9 @@ row pipeline "source-finnhub -> Kafka" "${SRC[0]}" "${SRC[1]}" "$(ratio "${SRC[1
 # --- sinks on the full topic -------------------------------------------------
 setup pipe-sinks bench.pipe PIPE_DETAILED
 precreate PIPE_DETAILED
+emu_cpu0=$(cpu_of $EMU_PID)
 run_worker "pipeline sinks" "$T/pipe-sinks.log" table_rows "$PN" "$T/pipe-worker.json" "${SINKS[@]}"
+PIPE_LINES+=("pipeline: sinks run: snowflake-emulator cpu $(fsub "$(cpu_of $EMU_PID)" "$emu_cpu0")s (the worker's is in its row): the emulator, SQLite, executes one statement at a time")
 row pipeline "Kafka -> detailed table" "${WALL}s" "$(rate "$PN" "$WALL")" "$(ratio "$(rate "$PN" "$WALL")" "$KPC")" \
   "$STEADY" "$(ratio "$STEADY" "$KPC")" "${STARTUP}s" "${CPU}s" "$RSS"
 [ "$(q "SELECT COUNT(DISTINCT KAFKA_PARTITION || ':' || KAFKA_OFFSET) FROM PIPE_DETAILED")" = "$PN" ] ||
@@ -152,6 +154,8 @@ rows = [(t(a), t(b)) for a, b in (l.rstrip("\n").split("\t") for l in open(sys.a
 # their consumer group a few seconds after the source starts reading).
 first_landed = min(b for _, b in rows)
 ms = sorted((b - a) * 1000 for a, b in rows if a >= first_landed)
+if not ms:  # the feed ended before the sinks joined: nothing in steady state
+    print("0 %d - - -" % len(rows)); sys.exit(0)
 pct = lambda p: ms[min(len(ms) - 1, int(p / 100.0 * len(ms)))]
 print("%d %d %.0f %.0f %.0f" % (len(ms), len(rows) - len(ms), pct(50), pct(99), ms[-1]))
 PYEOF
