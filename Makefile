@@ -49,7 +49,7 @@ TEST_PLUGIN_SOS := $(TEST_PLUGINS:%=$(BUILD)/tests/plugins/%.so)
 -include $(wildcard plugins/*/plugin.mk)
 -include tools/tools.mk
 
-.PHONY: all deps test unit integration run run-example bench install clean help check-deps
+.PHONY: all deps test test-valgrind unit integration run run-example bench install clean help check-deps
 all: $(BUILD)/sluice $(PLUGIN_SOS) $(TOOL_BINS) $(UNIT_BINS) $(FIXTURE_SOS) $(TEST_PLUGIN_SOS)
 
 help:
@@ -100,6 +100,11 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) ./tests/run.sh
 
+# The unit tests under valgrind memcheck (CI runs it after the two suites).
+test-valgrind: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) VALGRIND=1 ./tests/run.sh
+
 run: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) ./tools/run-pipeline.sh
@@ -124,4 +129,5 @@ install: $(BUILD)/sluice $(PLUGIN_SOS)
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
+include tests/fuzz/fuzz.mk

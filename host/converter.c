@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdint.h>
 
 static const struct {
     const char *name;
@@ -160,6 +162,38 @@ sluice_err_t sl_converter_encode(const sl_converter_t *c, sluice_record_t *rec, 
     return SLUICE_OK;
 }
 
+/*
+ * avro-c trusts the lengths it reads: a string or bytes length of -27 or 2^40
+ * in a hostile message becomes one enormous allocation before the read fails
+ * (found by tests/fuzz/fuzz_avro.c). While a message is being decoded, the
+ * allocator installed here refuses any single allocation larger than a cap
+ * derived from the message size, so such a message fails to decode (a bad
+ * record for the DLQ) instead of exhausting memory. Outside a decode the cap
+ * is off and this is plain realloc/free, exactly avro-c's default allocator.
+ */
+static _Thread_local size_t decode_cap; /* 0 = no cap */
+
+static void *capped_allocator(void *ud, void *ptr, size_t osize, size_t nsize) {
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (decode_cap && nsize > decode_cap) return NULL;
+    return realloc(ptr, nsize);
+}
+
+static pthread_once_t allocator_once = PTHREAD_ONCE_INIT;
+static void install_allocator(void) { avro_set_allocator(capped_allocator, NULL); }
+
+/* A decoded datum's largest single block (a string, or an array's items at
+ * up to 64 bytes of value each per input byte) stays far below this. */
+static size_t cap_for(size_t len) {
+    size_t cap = len > (SIZE_MAX - 65536) / 64 ? SIZE_MAX : len * 64 + 65536;
+    return cap;
+}
+
 static sluice_err_t decode_avro(const sl_converter_t *c, const void *data, size_t len,
                                 sluice_record_t *rec, char *err, size_t errlen) {
     const char *p = data;
@@ -177,7 +211,17 @@ static sluice_err_t decode_avro(const sl_converter_t *c, const void *data, size_
     if (sl_record_set_value_avro_iface(rec, c->schema, c->iface, &v) != SLUICE_OK)
         return SLUICE_ERR_NOMEM;
     avro_reader_t r = avro_reader_memory(p, (int64_t)plen);
-    int rc = r ? avro_value_read(r, v) : -1;
+    pthread_once(&allocator_once, install_allocator);
+    /* A first pass that only skips (allocates nothing) refuses a datum whose
+     * lengths run past the end: avro-c's read of a truncated string leaks
+     * the buffer it allocated for it. */
+    int rc = r ? avro_skip_data(r, c->schema) : -1;
+    if (rc == 0) {
+        avro_reader_memory_set_source(r, p, (int64_t)plen);
+        decode_cap = cap_for(plen);
+        rc = avro_value_read(r, v);
+        decode_cap = 0;
+    }
     if (r) avro_reader_free(r);
     if (rc != 0) {
         snprintf(err, errlen, "avro decode (%zu bytes) with schema %s: %s", plen,

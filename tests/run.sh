@@ -24,10 +24,15 @@ run_one() { # name, command...
     sed 's/^/    | /' "$logdir/$name.log" | tail -60
   fi
 }
+# VALGRIND=1: the unit tests under valgrind memcheck (any error or definite
+# leak fails the test), and no integration tests (`make test-valgrind`).
+vg=()
+[ "${VALGRIND:-0}" = 1 ] && vg=(valgrind -q --error-exitcode=99 --leak-check=full
+  --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-origins=yes)
 for t in "$BUILD"/tests/test_*; do
-  [ -x "$t" ] && run_one "$(basename "$t")" "$t"
+  [ -x "$t" ] && run_one "$(basename "$t")${vg:+ (valgrind)}" "${vg[@]}" "$t"
 done
-for t in tests/it_*.sh; do
+[ "${VALGRIND:-0}" = 1 ] || for t in tests/it_*.sh; do
   [ -f "$t" ] && run_one "$(basename "$t" .sh)" bash "$t"
 done
 echo "logs: $logdir"
