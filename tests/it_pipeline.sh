@@ -71,6 +71,8 @@ start_bg "$BUILD/tools/finnhub-replay" --token-file "$T/token" --synthetic --see
   --log-file "$T/replay.log" >"$T/replay.out" 2>&1
 check "finnhub-replay starts" wait_for 20 test -s "$T/fh.url"
 export SLUICE_FINNHUB_URL=$(cat "$T/fh.url") SLUICE_PLUGIN_PATH=$BUILD/plugins SLUICE_STATUS_INTERVAL_MS=1000
+# 5 s windows (the shipped default is 10 s): the last ones close sooner
+export SLUICE_WINDOW_SIZE_MS=5000
 
 # conf/worker.json as shipped, with group timeouts that let a killed member's
 # partitions move in seconds.
@@ -110,6 +112,17 @@ check "the replay server sent all $N trades" wait_for 40 sent_all
 in_kafka() { kcat -b "$BS" -C -t trades -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l; }
 kafka_all() { [ "$(in_kafka)" -ge $N ]; }
 check "all $N trades are in Kafka" wait_for 30 kafka_all
+
+# --- 3. make run's script: progress, then SIGINT (it stops while 1-2 go on) -------
+run_rows() { grep -Eq 'DETAILED_DFX: [1-9][0-9]* rows' "$T/run.out"; }
+check "run-pipeline: progress lines with rows in the .env's table (DETAILED_DFX)" wait_for 60 run_rows
+# everything it started inherited SLUICE_RUN_DIR (this shell did not)
+run_procs() { grep -lsF -- "SLUICE_RUN_DIR=$T/run" /proc/[0-9]*/environ | wc -l; }
+n=$(run_procs)
+check "run-pipeline: its processes are found by their environment (script, worker, replay, emulator: $n)" test "$n" -ge 4
+kill -INT $RP
+
+# --- 1. (cont.) ----------------------------------------------------------------------
 check "after the restart: $N rows in TRADES_DETAILED" wait_for 60 rows_at_least TRADES_DETAILED $N
 check "the restart resumed from the table's offsets" grep -q "TRADES_DETAILED holds offsets up to" "$T/sinks2.log"
 
@@ -127,7 +140,7 @@ cfg = json.load(open(sys.argv[3]))["config"]
 def resolve(v):  # ${env:VAR:-default} as the worker resolves it
     return re.sub(r"\$\{env:([^}:]*)(?::-([^}]*))?\}",
                   lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), str(v))
-size = int(resolve(cfg["transforms.window.size.ms"]))
+size = int(resolve(cfg["transforms.window.window.size.ms"]))
 def ms(text):
     d, _, frac = text.partition(".")
     t = datetime.datetime.strptime(d, "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
@@ -136,15 +149,15 @@ wins = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     j = json.loads(line)
     wins[(j["s"], j["t"] // size * size)].append((j["t"], float(j["p"]), float(j["v"])))
-def aggs(start, tr):
-    tr = sorted(tr, key=lambda x: x[0])  # stable: arrival order among equal times
-    vol = sum(v for _, _, v in tr)
-    ps = [p for _, p, _ in tr]
-    return {"WINDOW_END": start + size, "TRADE_COUNT": len(tr), "VOLUME": vol,
-            "VWAP": sum(p * v for _, p, v in tr) / vol if vol > 0 else None,
-            "OPEN": ps[0], "HIGH": max(ps), "LOW": min(ps), "CLOSE": ps[-1],
-            "MEAN_PRICE": sum(ps) / len(ps),
-            "PRICE_VOLUME_MULTIPLY": sum(p * v for _, p, v in tr) / len(tr)}
+def aggs(start, sent):  # sent: one symbol's trades in the order sent = Kafka offset order
+    by_time = sorted(sent, key=lambda x: x[0])  # stable: ties keep offset order
+    vol = sum(v for _, _, v in sent)
+    ps = [p for _, p, _ in sent]
+    return {"WINDOW_END": start + size, "IS_FINAL": 1, "TRADE_COUNT": len(sent), "VOLUME": vol,
+            "VWAP": sum(p * v for _, p, v in sent) / vol if vol > 0 else sum(ps) / len(ps),
+            "MIN_PRICE": min(ps), "MAX_PRICE": max(ps),
+            "FIRST_PRICE": by_time[0][1], "LAST_PRICE": by_time[-1][1], "MEAN_PRICE": sum(ps) / len(ps),
+            "PRICE_VOLUME_MULTIPLY": sum(p * v for _, p, v in sent) / len(sent)}
 lines = open(sys.argv[2]).read().splitlines()
 cols = lines[0].split("\t")
 got = {}
@@ -154,7 +167,7 @@ for l in lines[1:]:
 want = {k: aggs(k[1], v) for k, v in wins.items()}
 shared = [c for c in aggs(0, [(0, 1.0, 1.0)]) if c in cols]
 problems = []
-if len(shared) < 4: problems.append("the table shares only %s with the recomputed aggregates" % shared)
+if len(shared) < 11: problems.append("the table shares only %s with the recomputed aggregates" % shared)
 if set(got) != set(want):
     problems.append("windows: %d in the table, %d recomputed, %d missing, %d unexpected" %
                     (len(got), len(want), len(set(want) - set(got)), len(set(got) - set(want))))
@@ -162,6 +175,7 @@ for k in sorted(set(got) & set(want)):
     for c in shared:
         w, g = want[k][c], got[k][c]
         if c == "WINDOW_END": g = ms(g)
+        elif c == "IS_FINAL": g = {"true": 1, "1": 1}.get(g.lower(), 0)
         elif g == "NULL": g = None
         else: g = float(g)
         if (w is None) != (g is None) or (w is not None and abs(w - g) > 1e-9 * max(1.0, abs(w))):
@@ -216,14 +230,7 @@ check_eq "the source delivered to Kafka, no errors (metrics.file)" "$N 0" \
 check_eq "the sinks' consumer lag is 0 at the end (metrics.file)" 0 \
   "$(awk '/^sluice_sink_consumer_lag\{connector="snowflake-trades"/ { s += $NF } END { print s + 0 }' "$T/sinks.prom")"
 
-# --- 3. make run's script -----------------------------------------------------------
-run_rows() { grep -Eq 'DETAILED_DFX: [1-9][0-9]* rows' "$T/run.out"; }
-check "run-pipeline: progress lines with rows in the .env's table (DETAILED_DFX)" wait_for 60 run_rows
-# everything it started inherited SLUICE_RUN_DIR (this shell did not)
-run_procs() { grep -lsF -- "SLUICE_RUN_DIR=$T/run" /proc/[0-9]*/environ | wc -l; }
-n=$(run_procs)
-check "run-pipeline: its processes are found by their environment (script, worker, replay, emulator: $n)" test "$n" -ge 4
-kill -INT $RP
+# --- 3. make run's script: its end --------------------------------------------
 i=0; while kill -0 $RP 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 rc=0; wait $RP || rc=$?
 check_eq "run-pipeline: exits 0 on SIGINT" 0 "$rc"
@@ -236,6 +243,12 @@ rows_run=$(sed -n 's/^  rows in DETAILED_DFX: \([0-9]*\) .*/\1/p' "$T/run.out")
 check "run-pipeline: summary: every trade in Kafka is a row ($in_run trades, $rows_run rows)" \
   test -n "$in_run" -a "$in_run" -gt 0 -a "$in_run" = "$rows_run"
 check "run-pipeline: prints how to query the tables" grep -q 'snowflake-emulator query --db .*/run/snowflake.sqlite .*FROM DETAILED_DFX' "$T/run.out"
+if [ $HAS_WINDOW = 1 ]; then
+  check "run-pipeline: progress shows windows and the .env's summary table (SUMMARY_DFX)" grep -Eq \
+    '\| windows emitted: [0-9]+, SUMMARY_DFX: [0-9]+ rows \|' "$T/run.out"
+  sum_rows=$(sed -n 's/^  rows in SUMMARY_DFX: \([0-9]*\) .*/\1/p' "$T/run.out")
+  check "run-pipeline: summary: windows in SUMMARY_DFX (${sum_rows:-none})" test "${sum_rows:-0}" -gt 0
+fi
 symbols=$("$EMU" query --db "$T/run/snowflake.sqlite" --database SLUICE --schema PUBLIC \
   "SELECT DISTINCT SYMBOL FROM DETAILED_DFX ORDER BY SYMBOL" 2>/dev/null | tail -n +2 | tr '\n' ' ')
 check_eq "run-pipeline: the .env's tickers, topic and table were used" "BINANCE:BTCUSDT BINANCE:ETHUSDT  trades_raw" \
