@@ -3,7 +3,8 @@
 #   make                  build the worker, every plugin and every tool
 #   make test             install missing deps, build, run the whole suite
 #   make test SANITIZE=1  the same suite under ASan + UBSan (in build-san/)
-#   make run              run the example pipeline (see README)
+#   make run              run the Finnhub -> Kafka -> Snowflake pipeline (see README)
+#   make run-example      run the example pipeline (counter -> file)
 #   make install PREFIX=/usr/local
 
 PREFIX   ?= /usr/local
@@ -48,11 +49,11 @@ TEST_PLUGIN_SOS := $(TEST_PLUGINS:%=$(BUILD)/tests/plugins/%.so)
 -include $(wildcard plugins/*/plugin.mk)
 -include tools/tools.mk
 
-.PHONY: all deps test test-valgrind unit integration run bench install clean help check-deps
+.PHONY: all deps test test-valgrind unit integration run run-example bench install clean help check-deps
 all: $(BUILD)/sluice $(PLUGIN_SOS) $(TOOL_BINS) $(UNIT_BINS) $(FIXTURE_SOS) $(TEST_PLUGIN_SOS)
 
 help:
-	@sed -n '1,8p' Makefile
+	@sed -n '1,9p' Makefile
 
 deps:
 	@./tools/deps.sh
@@ -105,6 +106,10 @@ test-valgrind: deps
 	@BUILD=$(BUILD) VALGRIND=1 ./tests/run.sh
 
 run: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) ./tools/run-pipeline.sh
+
+run-example: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) ./tools/run-example.sh
 

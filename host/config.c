@@ -637,15 +637,24 @@ static int ref_add(const ref_t *r, sbuf_t *out, const char *s, size_t n)
     return 0;
 }
 
-static int resolve_env(const ref_t *r, const char *var, sbuf_t *out)
+/* "VAR" or "VAR:-default" (modified in place). As in the shell, the default
+ * applies when VAR is unset or empty; it ends at the reference's first '}'. */
+static int resolve_env(const ref_t *r, char *var, sbuf_t *out)
 {
+    char *dflt = strstr(var, ":-");
     const char *v;
 
+    if (dflt != NULL) {
+        *dflt = '\0';
+        dflt += 2;
+    }
     if (*var == '\0') {
         ref_err(r, "empty environment variable name");
         return -1;
     }
     v = getenv(var);
+    if (dflt != NULL && (v == NULL || *v == '\0'))
+        v = dflt;
     if (v == NULL) {
         ref_err(r, "environment variable '%s' is not set", var);
         return -1;
@@ -867,7 +876,7 @@ static int resolve_ref(const ref_t *r, const char *body, size_t len, sbuf_t *out
     }
     colon = strchr(copy, ':');
     if (colon == NULL) {
-        ref_err(r, "expected ${env:VAR}, ${file:path:key} or ${file:path}");
+        ref_err(r, "expected ${env:VAR}, ${env:VAR:-default}, ${file:path:key} or ${file:path}");
     } else {
         *colon = '\0';
         if (strcmp(copy, "env") == 0)

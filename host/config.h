@@ -58,6 +58,8 @@ sl_props_t *sl_worker_config_load(const char *path, char *err, size_t errlen);
 /**
  * Resolves config providers in every value, in place:
  *   ${env:VAR}            the environment variable VAR (error if unset)
+ *   ${env:VAR:-default}   VAR, or default when VAR is unset or empty (the
+ *                         default ends at the first '}')
  *   ${file:path:key}      key from a file: a JSON object file, or a
  *                         key=value file (Java .properties or a .env file:
  *                         '#' comments, optional 'export ', optional single

@@ -189,6 +189,16 @@ static void api_set_error(sluice_task_t *t, const char *fmt, ...) {
     va_end(ap);
 }
 
+static sluice_err_t api_record_set_kafka_position(sluice_record_t *rec, const char *topic,
+                                                  int32_t partition, int64_t offset) {
+    if (!rec || !topic || partition < 0 || offset < 0) return SLUICE_ERR_INVALID_ARG;
+    sluice_err_t rc = sl_record_set_topic(rec, topic);
+    if (rc != SLUICE_OK) return rc;
+    rec->partition = partition;
+    rec->offset = offset;
+    return SLUICE_OK;
+}
+
 static const sluice_host_api_t host_api = {
     .abi_major = SLUICE_ABI_MAJOR,
     .abi_minor = SLUICE_ABI_MINOR,
@@ -235,6 +245,7 @@ static const sluice_host_api_t host_api = {
     .now_ms = sl_now_ms,
     .err2str = api_err2str,
     .set_error = api_set_error,
+    .record_set_kafka_position = api_record_set_kafka_position,
 };
 
 const sluice_host_api_t *sl_host_api(void) { return &host_api; }

@@ -49,7 +49,8 @@ typedef struct sink_ctx {
     int paused;
     int64_t drain_since, next_drain_check;
     int ever_assigned; /* a group join completed (see sl_kafka_consumer_destroy) */
-    sluice_metric_t *m_consumed, *m_put, *m_commits, *m_commit_failures, *m_put_retries, *m_paused;
+    sluice_metric_t *m_consumed, *m_put, *m_commits, *m_commit_failures, *m_put_retries, *m_paused,
+        *m_lag;
     rd_kafka_resp_err_t commit_err; /* the last failure logged, and when */
     int64_t commit_err_logged;
     int commit_err_quiet;
@@ -452,6 +453,9 @@ static int setup(sink_ctx_t *s) {
     s->m_commit_failures = sl_metrics_get(m, SL_METRIC_COUNTER, "sink_offset_commit_failures_total",
                                           "offset commits the group coordinator refused", c->name,
                                           id);
+    s->m_lag = sl_metrics_get(m, SL_METRIC_GAUGE, "sink_consumer_lag",
+                              "records between the assigned partitions' end offsets (as last "
+                              "fetched) and what was put", c->name, id);
     if (sl_chain_init(&s->chain, c, id, collect, s, sl_dlq_report, &s->dlq, err, sizeof(err)) != 0) {
         fail_task(s, "%s", err);
         return -1;
@@ -557,6 +561,21 @@ static int caught_up(sink_ctx_t *s) {
     return 1;
 }
 
+/* The consumer lag: per assigned partition, the end offset the fetcher last
+ * saw (no broker round trip) minus the next offset to put. */
+static void update_lag(sink_ctx_t *s) {
+    double lag = 0;
+    for (size_t i = 0; i < s->nparts; i++) {
+        int64_t lo = 0, hi = 0, pos = s->parts[i].consumed;
+        if (rd_kafka_get_watermark_offsets(s->consumer, s->parts[i].topic, s->parts[i].partition,
+                                           &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
+            continue;
+        if (pos == SLUICE_OFFSET_UNSET || pos < lo) pos = lo;
+        if (hi > pos) lag += (double)(hi - pos);
+    }
+    sl_metric_set(s->m_lag, lag);
+}
+
 static void run(sink_ctx_t *s) {
     int64_t next_commit = sl_mono_ms() + s->conn->flush_interval_ms;
     while (!atomic_load(&s->conn->stopping) && !s->failed) {
@@ -579,6 +598,7 @@ static void run(sink_ctx_t *s) {
             }
         }
         if (sl_mono_ms() >= next_commit) {
+            update_lag(s);
             commit(s, NULL, 1);
             next_commit = sl_mono_ms() + s->conn->flush_interval_ms;
         }

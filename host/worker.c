@@ -174,8 +174,25 @@ static void report_progress(sl_worker_t *w) {
     }
 }
 
+/* metrics.file: every metric in Prometheus text, rewritten whole (through a
+ * rename, so a reader never sees half a file) at each status tick and at the
+ * stop. A write failure is logged once per tick and the worker goes on. */
+static void write_metrics_file(sl_worker_t *w) {
+    const char *file = sl_props_get(w->props, "metrics.file");
+    if (!file || !*file) return;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+    FILE *f = fopen(tmp, "w");
+    if (f) sl_metrics_write(w->rt.svc.metrics, f);
+    int ok = f && !ferror(f);
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, file) != 0) SL_WARN("worker", "metrics.file: cannot write %s", file);
+}
+
 void sl_worker_report(sl_worker_t *w) {
+    int64_t due = w->next_progress_ms;
     report_progress(w);
+    if (w->next_progress_ms != due) write_metrics_file(w);
     size_t k = 0;
     for (size_t i = 0; i < w->n; i++) {
         sl_connector_t *c = w->conns[i];
@@ -209,6 +226,7 @@ void sl_worker_stop(sl_worker_t *w) {
 void sl_worker_free(sl_worker_t *w) {
     if (!w) return;
     sl_worker_stop(w);
+    if (w->last_counts) write_metrics_file(w); /* started, not a dry run */
     for (size_t i = 0; i < w->n; i++) sl_connector_free(w->conns[i]);
     free(w->conns);
     free(w->last_state);

@@ -7,7 +7,8 @@
  * in-process mock cluster), embedded.brokers (3), embedded.bootstrap.file,
  * plugin.path (comma-separated dirs), schemas.path, offset.storage.file.filename,
  * offset.flush.interval.ms, log.level, status.interval.ms (a progress line per
- * connector every so often; 0 = off), key.converter / value.converter
+ * connector every so often; 0 = off), metrics.file (every metric in
+ * Prometheus text, rewritten at each status tick and at the stop), key.converter / value.converter
  * defaults, producer.* and consumer.* client settings.
  */
 #ifndef SLUICE_HOST_WORKER_H

@@ -761,6 +761,30 @@ static void test_resolve_env_unset(void **state)
     assert_contains(err, "empty");
 }
 
+/* ${env:VAR:-default}: the default when VAR is unset or empty (as in the
+ * shell), VAR's value otherwise; the default may hold ':' and '-'. */
+static void test_resolve_env_default(void **state)
+{
+    char err[ERRLEN];
+
+    (void)state;
+    unsetenv("SLUICE_TEST_CFG_D");
+    assert_resolves_to("${env:SLUICE_TEST_CFG_D:-embedded}", "embedded");
+    assert_resolves_to("${env:SLUICE_TEST_CFG_D:-http://127.0.0.1:8080/a-b}", "http://127.0.0.1:8080/a-b");
+    assert_resolves_to("[${env:SLUICE_TEST_CFG_D:-}]", "[]");
+    assert_resolves_to("${env:SLUICE_TEST_CFG_D:-trades}:${env:SLUICE_TEST_CFG_D:-T1}", "trades:T1");
+    assert_int_equal(setenv("SLUICE_TEST_CFG_D", "", 1), 0);
+    assert_resolves_to("${env:SLUICE_TEST_CFG_D:-fallback}", "fallback");
+    assert_int_equal(setenv("SLUICE_TEST_CFG_D", "set:-value", 1), 0);
+    assert_resolves_to("${env:SLUICE_TEST_CFG_D:-fallback}", "set:-value");
+    unsetenv("SLUICE_TEST_CFG_D");
+    assert_resolve_fails("${env::-x}", err);
+    assert_contains(err, "empty environment variable name");
+    /* without ":-" an unset variable is still an error */
+    assert_resolve_fails("${env:SLUICE_TEST_CFG_D}", err);
+    assert_contains(err, "not set");
+}
+
 static void test_resolve_leaves_other_values_alone(void **state)
 {
     char err[ERRLEN] = "";
@@ -1514,6 +1538,7 @@ int main(void)
         T(test_load_bad_value_names_file_and_key),
         T(test_worker_config_load),
         T(test_resolve_env),
+        T(test_resolve_env_default),
         T(test_resolve_env_unset),
         T(test_resolve_leaves_other_values_alone),
         T(test_resolve_file_json),

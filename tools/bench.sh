@@ -22,8 +22,13 @@
 #            SNOWPIPE_STREAMING (each into a fresh emulator), counted as rows
 #            in the table (committed: visible to a query), vs kcat -C reading
 #            the same topic.
+#   pipeline the Finnhub -> Kafka -> Snowflake pipeline with the shipped
+#            configs: source, detailed sink, summary sink, end to end,
+#            latency and peak RSS against kcat on the same broker
+#            (tools/bench-pipeline.sh, sourced from here; see there).
 #
-# BENCH_PHASES="produce consume finnhub snowflake" (the default) picks phases
+# BENCH_PHASES="produce consume finnhub snowflake pipeline" (the default;
+# spaces or commas) picks phases
 # (consume needs kcat -P's records from produce: they are made for either).
 # BENCH_N=<records> (default 500000) changes N; BENCH_FINNHUB_N (default
 # 200000) the finnhub phase's FN; BENCH_SNOWFLAKE_N (default 20000) the
@@ -72,7 +77,7 @@ EMU=$BUILD/tools/snowflake-emulator
 N=${BENCH_N:-500000}
 FN=${BENCH_FINNHUB_N:-200000}
 SN=${BENCH_SNOWFLAKE_N:-20000}
-PHASES=" ${BENCH_PHASES:-produce consume finnhub snowflake} "
+PHASES=" $(echo "${BENCH_PHASES:-produce consume finnhub snowflake pipeline}" | tr , ' ') "
 POLL=${BENCH_POLL:-0.05}
 LIMIT=${BENCH_LIMIT:-120}
 CORES=$(nproc 2>/dev/null || echo '?')
@@ -86,7 +91,7 @@ case $FN in '' | *[!0-9]*) die "BENCH_FINNHUB_N must be a positive integer, not 
 case $SN in '' | *[!0-9]*) die "BENCH_SNOWFLAKE_N must be a positive integer, not '$SN'" ;; esac
 [ "$SN" -ge 100 ] || die "BENCH_SNOWFLAKE_N must be at least 100"
 for ph in $PHASES; do
-  case $ph in produce | consume | finnhub | snowflake) ;; *) die "BENCH_PHASES: no phase '$ph' (produce consume finnhub snowflake)" ;; esac
+  case $ph in produce | consume | finnhub | snowflake | pipeline) ;; *) die "BENCH_PHASES: no phase '$ph' (produce consume finnhub snowflake pipeline)" ;; esac
 done
 phase() { [[ $PHASES == *" $1 "* ]]; }
 command -v kcat >/dev/null || die "kcat not found (make deps installs it)"
@@ -125,7 +130,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 tail_log() { echo "--- last lines of $1:" >&2; tail -n 15 "$1" >&2; }
 
 # --- the cluster -------------------------------------------------------------
-TOPICS=(kcat s1j s2j s1a s2a fh fhk sft)
+TOPICS=(kcat s1j s2j s1a s2a fh fhk sft pipe pipek e2e lat)
+PIPE_LINES=()
 targs=(); for t in "${TOPICS[@]}"; do targs+=(--topic "bench.$t:$P"); done
 "$EMBEDDED" --brokers 3 "${targs[@]}" --bootstrap-file "$T/bootstrap" >"$T/embedded.log" 2>&1 &
 EMB=$!; PIDS+=($EMB)
@@ -229,14 +235,6 @@ run_worker() {
   STEADY=$(rate $((target - C_FIRST)) "$(fsub "$T_END" "$T_FIRST")")
 }
 
-echo "sluice bench (N=$N, finnhub FN=$FN, snowflake SN=$SN, $P partitions, 3 mock brokers, $CORES cores; phases:$PHASES); sampling every ${POLL}s"
-
-if phase produce || phase consume; then
-# --- produce: kcat -------------------------------------------------------------
-# Same shape as the counter's JSON records; 1000 distinct keys spread them
-# over all partitions.
-awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++)
-  printf "key-%d:{\"task\":0,\"n\":%d,\"ts\":%.0f}\n", i % 1000, i, 1700000000000 + i }' >"$T/records.txt"
 # kcat_produce TOPIC FILE TAG WANT KCAT-ARGS...: kcat -P of FILE with the
 # worker's producer defaults, then checks that WANT records landed in TOPIC.
 # Sets KWALL KRATE KCPU.
@@ -253,6 +251,31 @@ kcat_produce() {
   KWALL=$(fsub "$t1" "$t0"); KRATE=$(rate "$want" "$KWALL")
   KCPU=$(awk '{ printf "%.2f", $1 + $2 }' "$T/$tag.time")
 }
+# kcat_copy FROM TO TAG N: dumps topic FROM (key + raw value, each record
+# followed by a delimiter made now: Avro can hold any byte - tabs, newlines,
+# NUL - so the dump must hold the delimiter exactly once per record; kcat -P
+# splits the key at the first tab, symbols hold none; the delimiter has no
+# regex metacharacter, as awk takes it as RS), checks it holds N records and
+# kcat -P's it to TO (kcat_produce: sets KWALL KRATE KCPU). DELIM and
+# $T/TAG.dump stay for a comparison.
+kcat_copy() {
+  local from=$1 to=$2 tag=$3 n=$4 got
+  DELIM="~sluice-bench-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')~"
+  timeout --foreground "$LIMIT" kcat -C -b "$BS" -t "$from" -o beginning -e -q -f "%k\t%s$DELIM" \
+    >"$T/$tag.dump" 2>"$T/$tag-dump.err" || { cat "$T/$tag-dump.err" >&2; die "kcat -C of $from failed"; }
+  got=$(grep -aoF -- "$DELIM" "$T/$tag.dump" | wc -l)
+  [ "$got" -eq "$n" ] || die "the dump of $from holds the delimiter $got times, not $n (records aged out of the mock broker's log, or the delimiter is in the data)"
+  kcat_produce "$to" "$T/$tag.dump" "kcat-$tag" "$n" -K '\t' -D "$DELIM"
+}
+
+echo "sluice bench (N=$N, finnhub FN=$FN, snowflake SN=$SN, $P partitions, 3 mock brokers, $CORES cores; phases:$PHASES); sampling every ${POLL}s"
+
+if phase produce || phase consume; then
+# --- produce: kcat -------------------------------------------------------------
+# Same shape as the counter's JSON records; 1000 distinct keys spread them
+# over all partitions.
+awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++)
+  printf "key-%d:{\"task\":0,\"n\":%d,\"ts\":%.0f}\n", i % 1000, i, 1700000000000 + i }' >"$T/records.txt"
 kcat_produce bench.kcat "$T/records.txt" kcat-p "$N" -K:
 KP_RATE=$KRATE
 row produce kcat "${KWALL}s" "$KP_RATE" 1.00 - - - "${KCPU}s" -
@@ -419,12 +442,7 @@ FH_ROW=("${WALL}s" "${STARTUP}s" "${CPU}s" "$RSS")
 # dump must hold the delimiter exactly once per record. kcat -P splits the
 # key at the first tab (symbols hold none). The delimiter has no regex
 # metacharacter, as awk takes it as RS.
-DELIM="~sluice-bench-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')~"
-timeout --foreground "$LIMIT" kcat -C -b "$BS" -t bench.fh -o beginning -e -q -f "%k\t%s$DELIM" \
-  >"$T/fh.dump" 2>"$T/fh-dump.err" || { cat "$T/fh-dump.err" >&2; die "kcat -C of bench.fh failed"; }
-got=$(grep -aoF -- "$DELIM" "$T/fh.dump" | wc -l)
-[ "$got" -eq "$FN" ] || die "the dump of bench.fh holds the delimiter $got times, not $FN (records aged out of the mock broker's log, or the delimiter is in the data)"
-kcat_produce bench.fhk "$T/fh.dump" kcat-fh "$FN" -K '\t' -D "$DELIM"
+kcat_copy bench.fh bench.fhk fh "$FN"
 # Byte for byte: the first 1000 re-produced records read back are among the
 # originals, key and value.
 timeout --foreground "$LIMIT" kcat -C -b "$BS" -t bench.fhk -o beginning -c 1000 -e -q -f "%k\t%s$DELIM" \
@@ -490,6 +508,11 @@ JSON
 done
 fi # snowflake
 
+if phase pipeline; then # the Finnhub -> Kafka -> Snowflake pipeline
+  . "$ROOT/tools/bench-pipeline.sh"
+fi # pipeline
+
+if [ ${#ROWS[@]} -gt 0 ]; then
 printf '%-9s %-34s %7s %9s %6s %9s %6s %7s %6s %8s\n' "" "" wall rec/s ratio steady ratio startup cpu "peak RSS"
 for r in "${ROWS[@]}"; do echo "$r"; done
 echo "ratio = rec/s over the first kcat row's rec/s in the same phase (its startup is a few ms,"
@@ -501,5 +524,7 @@ echo "websocket connect and subscribe; the kcat row produces the worker's own re
 echo "Avro value) from a file, so it has no feed to wait for. snowflake: rows counted when a"
 echo "query sees them (streaming: after the emulator's 1 s commit delay); the sink's startup"
 echo "includes the group join, CREATE TABLE and (streaming) token and channel opens."
+fi
+for l in "${PIPE_LINES[@]:-}"; do [ -n "$l" ] && echo "$l"; done
 for n in "${NOTES[@]:-}"; do [ -n "$n" ] && echo "note: $n"; done
 exit 0

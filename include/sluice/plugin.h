@@ -63,7 +63,7 @@ extern "C" {
 
 /** ABI version implemented by this header. See VERSIONING RULE above. */
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 0
+#define SLUICE_ABI_MINOR 1
 
 /** Identifies a Sluice plugin descriptor in memory ("SLCE"). */
 #define SLUICE_PLUGIN_MAGIC 0x534c4345u
@@ -499,6 +499,16 @@ struct sluice_host_api {
     /** Attaches a message to the error the current callback is about to
      *  return (shown as the task's trace). */
     void (*set_error)(sluice_task_t *task, const char *fmt, ...) SLUICE_PRINTF(2, 3);
+
+    /* --- ABI 1.1 --------------------------------------------------------- */
+
+    /** Transforms in a sink chain: gives a record the Kafka position (topic,
+     *  partition, offset) of a consumed input record, e.g. a window result
+     *  emitted when the record at that offset closed the window. The host
+     *  treats the offset as consumed once the record is put(), and the sink
+     *  sees it through record_topic/_partition/_offset. topic is copied. */
+    sluice_err_t (*record_set_kafka_position)(sluice_record_t *rec, const char *topic,
+                                              int32_t partition, int64_t offset);
 
     /* New members are added here, at the end, with a minor version bump. */
 };

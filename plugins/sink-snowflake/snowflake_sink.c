@@ -597,7 +597,8 @@ static int make_row(sf_sink_t *s, sluice_record_t *rec, const char *topic, int32
                               "value.converter.schema)");
             rc = -1;
         } else if (vs != s->schema && !avro_schema_equal(vs, s->schema)) {
-            snprintf(why, wl, "the value's Avro schema differs from value.converter.schema");
+            snprintf(why, wl, "the value's Avro schema differs from snowflake.record.schema "
+                              "(default: value.converter.schema)");
             rc = -1;
         }
     }
@@ -887,8 +888,11 @@ static sluice_err_t sf_start(sluice_task_t *task, void **state) {
     }
     s->flush_ms *= 1000;
 
-    /* The layout: the Avro record of value.converter.schema, else RECORD_CONTENT. */
-    const char *sname = cfg(task, "value.converter.schema");
+    /* The layout: the Avro record of snowflake.record.schema (what reaches the
+     * sink after the transforms), else value.converter.schema, else
+     * RECORD_CONTENT. */
+    const char *sname = cfg(task, "snowflake.record.schema");
+    if (!sname) sname = cfg(task, "value.converter.schema");
     char *avsc = NULL;
     if (sname) {
         if (!(s->schema = host->schema_get(task, sname))) {
@@ -1055,10 +1059,21 @@ static sluice_err_t sf_open(void *state, sluice_task_t *task, sluice_topic_parti
             continue;
         }
         sluice_err_t rc = ensure_table(s, task, t);
-        int64_t max = -1;
-        if (rc == SLUICE_OK) rc = query_max(s, task, t, parts[i].topic, parts[i].partition, &max);
         if (rc != SLUICE_OK) return rc;
         p->assigned = 1;
+        if (s->nkeys) {
+            /* Upsert: rows are keyed, writing one again is harmless, and a
+             * windowing transform needs the records from the group's
+             * committed offset on (not MAX(KAFKA_OFFSET)+1) to rebuild its
+             * open windows. Take everything the consumer hands over. */
+            p->next = SLUICE_OFFSET_UNSET;
+            host->log(task, SLUICE_LOG_INFO, "%s[%d]: upsert into %s from the committed offset",
+                      parts[i].topic, parts[i].partition, t->name);
+            continue;
+        }
+        int64_t max = -1;
+        rc = query_max(s, task, t, parts[i].topic, parts[i].partition, &max);
+        if (rc != SLUICE_OK) return rc;
         /* The furthest of: what the table holds, what this task took
          * already (rows still buffered for a partition given back to us),
          * and the group's committed offset (rows another owner wrote to a
@@ -1106,7 +1121,8 @@ static sluice_err_t drop_part_rows(sf_sink_t *s, sluice_task_t *task, sf_part_t 
         if (!o) t->first_ms = 0;
     }
     p->pending = 0;
-    if (!abandoned || !resync) return SLUICE_OK;
+    /* upsert: the others' rows are sent again as they are (idempotent) */
+    if (!abandoned || !resync || s->nkeys) return SLUICE_OK;
     /* resync the others: drop what the table already has */
     for (size_t pi = 0; pi < s->nparts; pi++) {
         sf_part_t *q = s->parts[pi];
@@ -1218,7 +1234,8 @@ static sluice_err_t sf_put(void *state, sluice_task_t *task, sluice_record_t *co
                 if (rc != SLUICE_OK) return rc;
                 if (next > p->next) p->next = next;
             }
-            if (p->next >= 0 && offset < p->next) continue; /* taken already */
+            /* taken already; upsert takes every row (a replay rewrites the same) */
+            if (!s->nkeys && p->next >= 0 && offset < p->next) continue;
             char **vals = NULL;
             size_t bytes = 0;
             r = make_row(s, rec, topic, partition, offset, &vals, &bytes, why, sizeof(why));
@@ -1345,6 +1362,9 @@ static const sluice_config_def_t sf_config[] = {
      .doc = "How rows are written: SQL_API (INSERT statements through the SQL API v2) or "
             "SNOWPIPE_STREAMING (channels of the Snowpipe Streaming REST API, exactly once "
             "through offset tokens; append only)"},
+    {.name = "snowflake.record.schema", .type = SLUICE_CONFIG_STRING,
+     .doc = "Schema of the records put() gets (after the transforms), for the table's columns; "
+            "default: value.converter.schema"},
     {.name = "snowflake.upsert.keys", .type = SLUICE_CONFIG_LIST,
      .doc = "Key columns: MERGE (update or insert) instead of INSERT, e.g. SYMBOL,WINDOW_START"},
     {.name = "snowflake.columns.map", .type = SLUICE_CONFIG_STRING,
