@@ -908,8 +908,9 @@ static sluice_err_t sf_open(void *state, sluice_task_t *task, sluice_topic_parti
              * committed offset on (not MAX(KAFKA_OFFSET)+1) to rebuild its
              * open windows. Take everything the consumer hands over. */
             p->next = SLUICE_OFFSET_UNSET;
-            host->log(task, SLUICE_LOG_INFO, "%s[%d]: upsert into %s from the committed offset",
-                      parts[i].topic, parts[i].partition, t->name);
+            host->log(task, SLUICE_LOG_INFO,
+                      "%s[%d]: upsert into %s from the committed offset (%" PRId64 ")",
+                      parts[i].topic, parts[i].partition, t->name, parts[i].offset);
             continue;
         }
         int64_t max = -1;
