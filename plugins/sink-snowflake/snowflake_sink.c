@@ -17,6 +17,9 @@
  *    (same requestId, retry=true) is not run twice;
  *  - pre_commit() flushes and reports per partition only the offsets whose
  *    rows Snowflake committed.
+ *  - upsert mode (snowflake.upsert.keys) is idempotent by itself: open()
+ *    keeps the group's committed offset and put() takes every row, so a
+ *    windowing transform can replay from the offset it committed.
  *
  * Files: sf_core.c (pure: names, key, JWT, layout, SQL text), sf_api.c (the
  * HTTP client), this file (the task).
