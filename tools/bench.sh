@@ -276,6 +276,19 @@ kcat_copy() {
   kcat_produce "$to" "$T/$tag.dump" "kcat-$tag" "$n" -K '\t' -D "$DELIM"
 }
 
+# COUNT := lines in $SINK_FILE, counting only what was appended since last time.
+OFF=0; LINES=0
+file_lines() {
+  local size
+  size=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0)
+  if [ "$size" -gt "$OFF" ]; then
+    LINES=$((LINES + $(tail -c +$((OFF + 1)) "$SINK_FILE" | head -c $((size - OFF)) | wc -l)))
+    OFF=$size
+  fi
+  COUNT=$LINES
+}
+file_bytes() { COUNT=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0); }
+
 echo "sluice bench (N=$N, finnhub FN=$FN, snowflake SN=$SN, $P partitions, 3 mock brokers, $CORES cores; phases:$PHASES); sampling every ${POLL}s"
 
 if phase produce || phase consume; then
@@ -330,18 +343,6 @@ if phase consume; then
 kcat_consume bench.kcat kcat-c "$N"
 row consume kcat "${KC_WALL}s" "$KC_RATE" 1.00 - - - "${KC_CPU}s" -
 
-# COUNT := lines in $SINK_FILE, counting only what was appended since last time.
-OFF=0; LINES=0
-file_lines() {
-  local size
-  size=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0)
-  if [ "$size" -gt "$OFF" ]; then
-    LINES=$((LINES + $(tail -c +$((OFF + 1)) "$SINK_FILE" | head -c $((size - OFF)) | wc -l)))
-    OFF=$size
-  fi
-  COUNT=$LINES
-}
-file_bytes() { COUNT=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0); }
 
 # --- consume: kcat as a group member ---------------------------------------------
 # The sink is a consumer-group member (join, cooperative-sticky assignment);
