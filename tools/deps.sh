@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential pkg-config librdkafka-dev libavro-dev libwebsockets-dev
       libcurl4-openssl-dev libjansson-dev libssl-dev libsqlite3-dev libcmocka-dev
-      kcat python3 python3-avro libmicrohttpd-dev curl openssl)
+      kcat python3 python3-avro libmicrohttpd-dev curl openssl jq)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
