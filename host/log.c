@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,9 @@ static struct {
     sl_logger_level_t *loggers; /* per-component levels, over the root one */
     size_t nloggers;
 } g_log = {PTHREAD_MUTEX_INITIALIZER, SLUICE_LOG_INFO, NULL, 0, NULL, 0};
+/* Whether any component has its own level: read without the lock on every
+ * line, so that lines below the root level stay cheap when none has. */
+static atomic_int g_has_loggers;
 
 void sl_log_init(void) {
     const char *env = getenv("SLUICE_LOG_LEVEL");
@@ -36,6 +40,7 @@ void sl_log_shutdown(void) {
     free(g_log.loggers);
     g_log.loggers = NULL;
     g_log.nloggers = 0;
+    atomic_store(&g_has_loggers, 0);
     pthread_mutex_unlock(&g_log.lock);
 }
 
@@ -76,6 +81,7 @@ int sl_log_set_component_level(const char *component, int level) {
         if (name) g_log.loggers[g_log.nloggers++] = (sl_logger_level_t){name, (sluice_log_level_t)level};
         rc = name ? 0 : -1;
     }
+    atomic_store(&g_has_loggers, g_log.nloggers > 0);
     pthread_mutex_unlock(&g_log.lock);
     return rc;
 }
@@ -165,8 +171,9 @@ static const char *level_name(sluice_log_level_t level) {
 }
 
 void sl_logv(sluice_log_level_t level, const char *component, const char *fmt, va_list ap) {
-    if (g_log.nloggers == 0 && !sl_log_enabled(level)) return;
-    if (g_log.nloggers) { /* a racy count is fine: the lock decides */
+    int has_loggers = atomic_load(&g_has_loggers);
+    if (!has_loggers && !sl_log_enabled(level)) return;
+    if (has_loggers) {
         pthread_mutex_lock(&g_log.lock);
         int on = level <= level_of(component ? component : "worker");
         pthread_mutex_unlock(&g_log.lock);

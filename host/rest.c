@@ -354,10 +354,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req = calloc(1, sizeof(*req));
         if (!req) return MHD_NO;
         *con_cls = req;
-        if (!token_ok(r, conn))
-            req->refused = 401;
-        else if (!rate_ok(r))
+        /* The limit first: it also bounds guessing at the token. */
+        if (!rate_ok(r))
             req->refused = 429;
+        else if (!token_ok(r, conn))
+            req->refused = 401;
         return MHD_YES;
     }
     if (*upload_size) { /* a piece of the body: kept unless refused or too big */
