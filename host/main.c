@@ -153,7 +153,7 @@ static int start_rest(sl_worker_t *w, sl_herder_t **h, sl_rest_t **rest) {
         fprintf(stderr, "sluice: %s\n", err);
         return -1;
     }
-    *rest = sl_rest_start(rt->worker, rt->bootstrap, *h, err, sizeof(err));
+    *rest = sl_rest_start(rt, *h, err, sizeof(err));
     if (!*rest) {
         fprintf(stderr, "sluice: %s\n", err);
         return -1;

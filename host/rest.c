@@ -3,6 +3,7 @@
 #include "rest.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -19,6 +20,8 @@
 struct sl_rest {
     struct MHD_Daemon *daemon;
     sl_herder_t *herder;
+    sl_metrics_t *metrics;
+    sluice_metric_t *requests, *errors;
     char *token;       /* rest.auth.token, or NULL */
     size_t max_body;   /* rest.max.body.bytes */
     double rate;       /* rest.rate.limit (requests/s; 0 = off) */
@@ -51,9 +54,8 @@ typedef int (*handler_fn)(call_t *c, json_t **out);
 
 /* --- helpers -------------------------------------------------------------------- */
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *body) {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
+static enum MHD_Result send_text(sl_rest_t *r, struct MHD_Connection *conn, int status, char *text,
+                                 const char *type) {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         text ? strlen(text) : 0, text ? text : (void *)"", text ? MHD_RESPMEM_MUST_FREE
                                                                 : MHD_RESPMEM_PERSISTENT);
@@ -61,17 +63,24 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t
         free(text);
         return MHD_NO;
     }
-    if (text) MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (text) MHD_add_response_header(resp, "Content-Type", type);
     if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    if (status >= 400) sl_metric_add(r->errors, 1);
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return rc;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn, int status, const char *msg) {
+static enum MHD_Result send_json(sl_rest_t *r, struct MHD_Connection *conn, int status, json_t *body) {
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    return send_text(r, conn, status, text, "application/json");
+}
+
+static enum MHD_Result send_error(sl_rest_t *r, struct MHD_Connection *conn, int status, const char *msg) {
     json_t *body;
     sl_herder_error(&body, status, "%s", msg);
-    return send_json(conn, status, body);
+    return send_json(r, conn, status, body);
 }
 
 static const char *arg(call_t *c, const char *name) {
@@ -282,7 +291,7 @@ static enum MHD_Result dispatch(sl_rest_t *r, struct MHD_Connection *conn, const
     for (char *s = strtok_r(path, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
         if (c.nseg == MAX_SEGMENTS) {
             free(path);
-            return send_error(conn, 404, "HTTP 404 Not Found");
+            return send_error(r, conn, 404, "HTTP 404 Not Found");
         }
         c.seg[c.nseg++] = s;
     }
@@ -296,10 +305,10 @@ static enum MHD_Result dispatch(sl_rest_t *r, struct MHD_Connection *conn, const
     enum MHD_Result rc;
     json_t *out = NULL;
     if (!hit) {
-        rc = path_known ? send_error(conn, 405, "HTTP 405 Method Not Allowed")
-                        : send_error(conn, 404, "HTTP 404 Not Found");
+        rc = path_known ? send_error(r, conn, 405, "HTTP 405 Method Not Allowed")
+                        : send_error(r, conn, 404, "HTTP 404 Not Found");
     } else if (hit->body && !is_json(conn)) {
-        rc = send_error(conn, 415, "HTTP 415 Unsupported Media Type");
+        rc = send_error(r, conn, 415, "HTTP 415 Unsupported Media Type");
     } else {
         json_error_t je;
         if (hit->body) c.body = json_loadb(req->body ? req->body : "", req->len, 0, &je);
@@ -307,10 +316,10 @@ static enum MHD_Result dispatch(sl_rest_t *r, struct MHD_Connection *conn, const
             char msg[300];
             snprintf(msg, sizeof(msg), "Request body is not valid JSON: %s (line %d, column %d)", je.text,
                      je.line, je.column);
-            rc = send_error(conn, 400, msg);
+            rc = send_error(r, conn, 400, msg);
         } else {
             int status = hit->fn(&c, &out);
-            rc = send_json(conn, status, out);
+            rc = send_json(r, conn, status, out);
         }
     }
     json_decref(c.body);
@@ -342,6 +351,31 @@ static int token_ok(sl_rest_t *r, struct MHD_Connection *conn) {
     unsigned diff = (unsigned)(n ^ g);
     for (size_t i = 0; i < n; i++) diff |= (unsigned char)r->token[i] ^ (unsigned char)given[i < g ? i : 0];
     return diff == 0;
+}
+
+/* GET /metrics: Prometheus text. */
+static enum MHD_Result metrics(sl_rest_t *r, struct MHD_Connection *conn) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return send_error(r, conn, 500, "out of memory");
+    sl_metrics_write(r->metrics, f);
+    fclose(f);
+    return send_text(r, conn, 200, text, "text/plain; version=0.0.4");
+}
+
+static enum MHD_Result answer(sl_rest_t *r, struct MHD_Connection *conn, const char *method,
+                              const char *url, request_t *req) {
+    if (req->refused == 401)
+        return send_error(r, conn, 401, "Authorization required: send \"Authorization: Bearer <token>\"");
+    if (req->refused == 429) return send_error(r, conn, 429, "Too many requests; retry later");
+    if (req->too_big) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "Request body is larger than rest.max.body.bytes (%zu)", r->max_body);
+        return send_error(r, conn, 413, msg);
+    }
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0) return metrics(r, conn);
+    return dispatch(r, conn, method, url, req);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -380,15 +414,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->body[req->len] = '\0';
         return MHD_YES;
     }
-    if (req->refused == 401)
-        return send_error(conn, 401, "Authorization required: send \"Authorization: Bearer <token>\"");
-    if (req->refused == 429) return send_error(conn, 429, "Too many requests; retry later");
-    if (req->too_big) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "Request body is larger than rest.max.body.bytes (%zu)", r->max_body);
-        return send_error(conn, 413, msg);
-    }
-    return dispatch(r, conn, method, url, req);
+    sl_metric_add(r->requests, 1);
+    return answer(r, conn, method, url, req);
 }
 
 static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -461,13 +488,18 @@ static int settings(sl_rest_t *r, const sl_props_t *w, char *host, size_t hostle
     return 0;
 }
 
-sl_rest_t *sl_rest_start(const sl_props_t *worker, const char *bootstrap, sl_herder_t *h,
-                         char *err, size_t errlen) {
+sl_rest_t *sl_rest_start(const sl_runtime_t *rt, sl_herder_t *h, char *err, size_t errlen) {
     sl_rest_t *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
+    const sl_props_t *worker = rt->worker;
     pthread_mutex_init(&r->lock, NULL);
     r->herder = h;
-    r->bootstrap = strdup(bootstrap ? bootstrap : "");
+    r->bootstrap = strdup(rt->bootstrap ? rt->bootstrap : "");
+    r->metrics = rt->svc.metrics;
+    r->requests = sl_metrics_get(r->metrics, SL_METRIC_COUNTER, "rest_requests_total",
+                                 "REST requests answered", NULL, -1);
+    r->errors = sl_metrics_get(r->metrics, SL_METRIC_COUNTER, "rest_errors_total",
+                               "REST answers with a status >= 400", NULL, -1);
     char host[256];
     int64_t port;
     if (settings(r, worker, host, sizeof(host), &port, err, errlen) != 0) goto fail;

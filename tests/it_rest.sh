@@ -219,6 +219,13 @@ check "per-component level: worker's INFO line for c4 is logged" grep -q "\[work
 check "... and not the one for c3 (worker was at ERROR)" bash -c "! grep -q 'connector c3 created' '$T/w1.log'"
 check "... other components kept logging INFO meanwhile" grep -q "\[c3\] started 1 source task" "$T/w1.log"
 
+# --- metrics: every refusal above is counted ------------------------------------
+curl -s "$U/metrics" >"$T/metrics"
+check "GET /metrics: Prometheus text with the REST counters" grep -q '^# TYPE sluice_rest_errors_total counter' "$T/metrics"
+check "... errors counted (> 30 answers >= 400 so far)" \
+  awk '/^sluice_rest_errors_total/ {exit !($2 > 30)}' "$T/metrics"
+check "... and the tasks' own metrics (records c1 acked)" grep -q 'sluice_source_records_acked_total{connector="c1",task="0"}' "$T/metrics"
+
 # --- limits ------------------------------------------------------------------------------
 big=$(head -c 9000 /dev/zero | tr '\0' 'a')
 expect "a body over rest.max.body.bytes" POST /connectors "{\"name\": \"big\", \"config\": {\"x\": \"$big\"}}" 413 \
