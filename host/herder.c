@@ -252,6 +252,16 @@ static int valid_name(const char *name, json_t **out) {
     return 1;
 }
 
+/* A config read back (GET, then PUT with a change) holds "[hidden]" for
+ * each secret: that means "unchanged", so the stored value stays. */
+static void keep_hidden(const sl_runtime_t *rt, sl_props_t *cfg, const sl_props_t *old) {
+    for (size_t i = 0; i < sl_props_count(cfg); i++) {
+        const char *k = sl_props_key_at(cfg, i), *prev = sl_props_get(old, k);
+        if (prev && strcmp(sl_props_value_at(cfg, i), "[hidden]") == 0 && is_secret(rt, cfg, k))
+            sl_props_set(cfg, k, prev);
+    }
+}
+
 /* Creates or replaces name with config; create_only refuses an existing
  * one (409). Answers 201/200 with the info. */
 static int put(standalone_t *s, const char *name, const json_t *config, int create_only,
@@ -269,7 +279,9 @@ static int put(standalone_t *s, const char *name, const json_t *config, int crea
     if (!cfg) return sl_herder_error(out, 400, "Connector configuration is invalid: %s", err);
     sl_props_set(cfg, "name", name);
     sl_worker_lock(s->w);
-    int exists = sl_worker_find(s->w, name) != NULL;
+    sl_worker_conn_t *e = sl_worker_find(s->w, name);
+    int exists = e != NULL;
+    if (e) keep_hidden(s->rt, cfg, e->raw);
     sl_worker_unlock(s->w);
     if (exists && create_only) {
         sl_props_free(cfg);

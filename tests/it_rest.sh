@@ -241,6 +241,11 @@ config: hidden                               ~ GET ~ /connectors/fh1/config ~ - 
 tasks: hidden                                ~ GET ~ /connectors/fh1/tasks  ~ - ~ 200 ~ .[0].config["finnhub.token"] == "[hidden]"
 validate: hidden                             ~ PUT ~ /connector-plugins/source-finnhub/config/validate ~ {$FH, "finnhub.token": "$TOKEN"} ~ 200 ~ (.configs[] | select(.value.name == "finnhub.token") | .value.value) == "[hidden]"
 TABLE
+req GET /connectors/fh1/config; jq '.topic = "rest.fh2"' "$T/body" >"$T/fh1.json"
+expect "PUT back what GET answered, [hidden] included" PUT /connectors/fh1/config "$(cat "$T/fh1.json")" 200 \
+  '.config.topic == "rest.fh2" and .config["finnhub.token"] == "[hidden]"'
+check_eq "... the secret itself is kept, not replaced by [hidden]" "$TOKEN" \
+  "$(jq -r '.fh1.config["finnhub.token"]' "$T/connectors.json")"
 for p in /connectors/fh1 /connectors/fh1/config /connectors/fh2/config /connectors/fh1/tasks "/connectors?expand=info&expand=status"; do
   req GET "$p"; cat "$T/body" >>"$T/all-answers"
 done
