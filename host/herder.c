@@ -5,6 +5,7 @@
 #include "log.h"
 #include "offset_store.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ typedef struct standalone {
     sl_worker_t *w;
     const sl_runtime_t *rt;
     char *file;     /* config.storage.file.filename, or NULL */
+    pthread_mutex_t writes; /* one write verb at a time */
     json_t *stored; /* name -> {"config": {...}, "target": "RUNNING"}: what the file holds */
     char worker_id[128];
 } standalone_t;
@@ -299,7 +301,7 @@ static int put(standalone_t *s, const char *name, const json_t *config, int crea
     return created ? 201 : 200;
 }
 
-static int h_create(sl_herder_t *h, const json_t *body, json_t **out) {
+static int do_create(sl_herder_t *h, const json_t *body, json_t **out) {
     SELF;
     if (!json_is_object(body)) return sl_herder_error(out, 400, "Request body must be a JSON object");
     const json_t *name = json_object_get(body, "name");
@@ -317,11 +319,11 @@ static int h_get_config(sl_herder_t *h, const char *name, json_t **out) {
     return view((standalone_t *)h, name, config_of, out);
 }
 
-static int h_put_config(sl_herder_t *h, const char *name, const json_t *config, json_t **out) {
+static int do_put_config(sl_herder_t *h, const char *name, const json_t *config, json_t **out) {
     return put((standalone_t *)h, name, config, 0, out);
 }
 
-static int h_patch_config(sl_herder_t *h, const char *name, const json_t *patch, json_t **out) {
+static int do_patch_config(sl_herder_t *h, const char *name, const json_t *patch, json_t **out) {
     SELF;
     if (!json_is_object(patch)) return sl_herder_error(out, 400, "Connector config must be a JSON object");
     sl_worker_lock(s->w);
@@ -342,7 +344,7 @@ static int h_patch_config(sl_herder_t *h, const char *name, const json_t *patch,
     return rc;
 }
 
-static int h_remove(sl_herder_t *h, const char *name, json_t **out) {
+static int do_remove(sl_herder_t *h, const char *name, json_t **out) {
     SELF;
     if (sl_worker_remove_connector(s->w, name) != 0) return not_found(out, name);
     forget(s, name);
@@ -350,7 +352,7 @@ static int h_remove(sl_herder_t *h, const char *name, json_t **out) {
     return 204;
 }
 
-static int h_set_target(sl_herder_t *h, const char *name, sl_target_t target, json_t **out) {
+static int do_set_target(sl_herder_t *h, const char *name, sl_target_t target, json_t **out) {
     SELF;
     if (sl_worker_set_target(s->w, name, target) != 0) return not_found(out, name);
     remember(s, name);
@@ -362,7 +364,7 @@ static int h_status(sl_herder_t *h, const char *name, json_t **out) {
     return view((standalone_t *)h, name, status_of, out);
 }
 
-static int h_restart(sl_herder_t *h, const char *name, int include_tasks, int only_failed,
+static int do_restart(sl_herder_t *h, const char *name, int include_tasks, int only_failed,
                      json_t **out) {
     SELF;
     if (sl_worker_restart(s->w, name, include_tasks, only_failed) != 0) return not_found(out, name);
@@ -389,7 +391,7 @@ static int h_task_status(sl_herder_t *h, const char *name, int task, json_t **ou
     return ok ? 200 : sl_herder_error(out, 404, "No status found for task %s-%d", name, task);
 }
 
-static int h_task_restart(sl_herder_t *h, const char *name, int task, json_t **out) {
+static int do_task_restart(sl_herder_t *h, const char *name, int task, json_t **out) {
     SELF;
     int rc = sl_worker_restart_task(s->w, name, task);
     if (rc == -1) return not_found(out, name);
@@ -494,7 +496,7 @@ static int alter_source(standalone_t *s, const char *name, const json_t *list, c
     return sl_offset_store_flush(st, err, errlen);
 }
 
-static int h_alter_offsets(sl_herder_t *h, const char *name, const json_t *body, json_t **out) {
+static int do_alter_offsets(sl_herder_t *h, const char *name, const json_t *body, json_t **out) {
     SELF;
     snap_t sn;
     int rc = snapshot(s, name, &sn, out);
@@ -665,13 +667,40 @@ static int h_validate(sl_herder_t *h, const char *plugin, const json_t *config, 
     return 200;
 }
 
+static void h_set_worker_id(sl_herder_t *h, const char *worker_id) {
+    SELF;
+    snprintf(s->worker_id, sizeof(s->worker_id), "%s", worker_id);
+}
+
 static void h_free(sl_herder_t *h) {
     SELF;
     if (!s) return;
     json_decref(s->stored);
     free(s->file);
+    pthread_mutex_destroy(&s->writes);
     free(s);
 }
+
+/* Writes one at a time (REST requests run on their own threads): a POST
+ * cannot race another to create the same name, and offsets are changed
+ * only while nothing can resume the connector. Reads do not wait. */
+#define SERIALIZED(verb, params, args)                                                             \
+    static int h_##verb params {                                                                   \
+        standalone_t *self = (standalone_t *)h;                                                    \
+        pthread_mutex_lock(&self->writes);                                                         \
+        int rc = do_##verb args;                                                                   \
+        pthread_mutex_unlock(&self->writes);                                                       \
+        return rc;                                                                                 \
+    }
+
+SERIALIZED(create, (sl_herder_t *h, const json_t *body, json_t **out), (h, body, out))
+SERIALIZED(put_config, (sl_herder_t *h, const char *name, const json_t *config, json_t **out), (h, name, config, out))
+SERIALIZED(patch_config, (sl_herder_t *h, const char *name, const json_t *patch, json_t **out), (h, name, patch, out))
+SERIALIZED(remove, (sl_herder_t *h, const char *name, json_t **out), (h, name, out))
+SERIALIZED(set_target, (sl_herder_t *h, const char *name, sl_target_t target, json_t **out), (h, name, target, out))
+SERIALIZED(restart, (sl_herder_t *h, const char *name, int include_tasks, int only_failed, json_t **out), (h, name, include_tasks, only_failed, out))
+SERIALIZED(task_restart, (sl_herder_t *h, const char *name, int task, json_t **out), (h, name, task, out))
+SERIALIZED(alter_offsets, (sl_herder_t *h, const char *name, const json_t *body, json_t **out), (h, name, body, out))
 
 static const sl_herder_ops_t standalone_ops = {
     .list = h_list,
@@ -692,6 +721,7 @@ static const sl_herder_ops_t standalone_ops = {
     .alter_offsets = h_alter_offsets,
     .plugins = h_plugins,
     .validate = h_validate,
+    .set_worker_id = h_set_worker_id,
     .free = h_free,
 };
 
@@ -703,6 +733,7 @@ sl_herder_t *sl_standalone_herder_new(sl_worker_t *w, const char *storage_file, 
         return NULL;
     }
     s->base.ops = &standalone_ops;
+    pthread_mutex_init(&s->writes, NULL);
     s->w = w;
     s->rt = sl_worker_runtime(w);
     s->file = storage_file && *storage_file ? strdup(storage_file) : NULL;
@@ -715,7 +746,3 @@ sl_herder_t *sl_standalone_herder_new(sl_worker_t *w, const char *storage_file, 
     return &s->base;
 }
 
-void sl_standalone_herder_set_worker_id(sl_herder_t *h, const char *worker_id) {
-    SELF;
-    snprintf(s->worker_id, sizeof(s->worker_id), "%s", worker_id);
-}

@@ -42,6 +42,9 @@ typedef struct sl_herder_ops {
     int (*alter_offsets)(sl_herder_t *h, const char *name, const json_t *body, json_t **out);
     int (*plugins)(sl_herder_t *h, int connectors_only, json_t **out);
     int (*validate)(sl_herder_t *h, const char *plugin, const json_t *config, json_t **out);
+    /* "host:port" of the REST API serving this worker, for statuses; called
+     * once, before the first request (copied) */
+    void (*set_worker_id)(sl_herder_t *h, const char *worker_id);
     void (*free)(sl_herder_t *h);
 } sl_herder_ops_t;
 
@@ -58,8 +61,6 @@ struct sl_herder {
  */
 sl_herder_t *sl_standalone_herder_new(sl_worker_t *w, const char *storage_file, char *err,
                                       size_t errlen);
-/** "host:port" of this worker's REST API, for statuses (copied). */
-void sl_standalone_herder_set_worker_id(sl_herder_t *h, const char *worker_id);
 
 /** {"error_code": status, "message": printf(fmt)}; returns status. */
 int sl_herder_error(json_t **out, int status, const char *fmt, ...) SLUICE_PRINTF(3, 4);

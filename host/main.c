@@ -158,7 +158,6 @@ static int start_rest(sl_worker_t *w, sl_herder_t **h, sl_rest_t **rest) {
         fprintf(stderr, "sluice: %s\n", err);
         return -1;
     }
-    sl_standalone_herder_set_worker_id(*h, sl_rest_worker_id(*rest));
     return 0;
 }
 

@@ -1,11 +1,12 @@
-/* rest.c - see rest.h. One libmicrohttpd polling thread; each request is
- * routed by (method, path pattern) to a herder verb. */
+/* rest.c - see rest.h. libmicrohttpd, a thread per connection (at most 64);
+ * each request is routed by (method, path pattern) to a herder verb. */
 #include "rest.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_SEGMENTS 8
 
@@ -488,6 +490,37 @@ static int settings(sl_rest_t *r, const sl_props_t *w, char *host, size_t hostle
     return 0;
 }
 
+/* A listening socket on host:port (port 0: any free one, *bound says
+ * which); -1 with err. */
+static int listen_on(const char *host, int port, int *bound, char *err, size_t errlen) {
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM},
+                    *ai = NULL;
+    char ports[16];
+    snprintf(ports, sizeof(ports), "%d", port);
+    int gai = getaddrinfo(host, ports, &hints, &ai);
+    if (gai != 0) {
+        snprintf(err, errlen, "config key 'rest.host': '%s' is not an IP address: %s", host,
+                 gai_strerror(gai));
+        return -1;
+    }
+    int one = 1, fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+        snprintf(err, errlen, "REST API: cannot listen on %s:%d (rest.host / rest.port): %s", host, port,
+                 strerror(errno));
+        if (fd >= 0) close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *bound = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                            : ((struct sockaddr_in *)&sa)->sin_port);
+    return fd;
+}
+
 sl_rest_t *sl_rest_start(const sl_runtime_t *rt, sl_herder_t *h, char *err, size_t errlen) {
     sl_rest_t *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
@@ -503,31 +536,23 @@ sl_rest_t *sl_rest_start(const sl_runtime_t *rt, sl_herder_t *h, char *err, size
     char host[256];
     int64_t port;
     if (settings(r, worker, host, sizeof(host), &port, err, errlen) != 0) goto fail;
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM},
-                    *ai = NULL;
-    char ports[16];
-    snprintf(ports, sizeof(ports), "%d", (int)port);
-    int gai = getaddrinfo(host, ports, &hints, &ai);
-    if (gai != 0) {
-        snprintf(err, errlen, "config key 'rest.host': '%s' is not an IP address: %s", host,
-                 gai_strerror(gai));
-        goto fail;
-    }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
-    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    r->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_done, r,
-                                 MHD_OPTION_CONNECTION_LIMIT, 256u,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!r->daemon) {
-        snprintf(err, errlen, "REST API: cannot listen on %s:%d (rest.host / rest.port; in use?)", host,
-                 (int)port);
-        goto fail;
-    }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    int bound = di ? di->port : (int)port;
+    int bound, fd = listen_on(host, (int)port, &bound, err, errlen);
+    if (fd < 0) goto fail;
+    /* The worker id is known before the first request can be served. */
     snprintf(r->worker_id, sizeof(r->worker_id), "%s:%d", host, bound);
+    if (h->ops->set_worker_id) h->ops->set_worker_id(h, r->worker_id);
+    /* A thread per connection: a slow verb (a sink's offsets wait for a
+     * group join) does not hold up other clients. */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+    r->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r, MHD_OPTION_LISTEN_SOCKET, fd,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_done, r,
+                                 MHD_OPTION_CONNECTION_LIMIT, 64u,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    if (!r->daemon) {
+        close(fd);
+        snprintf(err, errlen, "REST API: cannot serve on %s:%d", host, bound);
+        goto fail;
+    }
     const char *pf = sl_props_get(worker, "rest.port.file");
     if (pf && *pf && write_port(pf, bound, err, errlen) != 0) goto fail;
     SL_INFO("rest", "REST API on http://%s%s", r->worker_id, r->token ? " (bearer token required)" : "");

@@ -186,7 +186,22 @@ reset source offsets                         ~ DELETE ~ /connectors/c1/offsets ~
 ... none left                                ~ GET ~ /connectors/c1/offsets    ~ - ~ 200 ~ .offsets == []
 stop s1                                      ~ PUT ~ /connectors/s1/stop       ~ - ~ 202 ~ 
 a sink offset with a bad shape               ~ PATCH ~ /connectors/s1/offsets  ~ {"offsets": [{"partition": {"kafka_topic": "rest.t"}, "offset": {"kafka_offset": 1}}]} ~ 400 ~ .error_code == 400 and (.message | test("kafka_partition"))
-alter a sink offset                          ~ PATCH ~ /connectors/s1/offsets  ~ {"offsets": [{"partition": {"kafka_topic": "rest.t", "kafka_partition": 0}, "offset": {"kafka_offset": 1}}]} ~ 200 ~ . == {"message": "The offsets for this connector have been altered successfully"}
+TABLE
+# A sink's offsets are committed by joining its group (seconds): meanwhile
+# other requests are answered (a thread per connection).
+curl -s -o "$T/patch.body" -w '%{http_code}' -X PATCH -H 'Content-Type: application/json' \
+  "$U/connectors/s1/offsets" --data-binary \
+  '{"offsets": [{"partition": {"kafka_topic": "rest.t", "kafka_partition": 0}, "offset": {"kafka_offset": 1}}]}' \
+  >"$T/patch.code" &
+PATCH_PID=$!
+sleep 0.5
+expect "answered while a sink's offsets are being altered" GET /connectors/c1/status - 200 '.connector.state == "STOPPED"'
+check "... and the alteration was still under way then" kill -0 "$PATCH_PID"
+wait "$PATCH_PID"
+check_eq "alter a sink offset: 200 and the message" \
+  '200 {"message":"The offsets for this connector have been altered successfully"}' \
+  "$(cat "$T/patch.code") $(cat "$T/patch.body")"
+run_table <<TABLE
 ... read back                                ~ GET ~ /connectors/s1/offsets    ~ - ~ 200 ~ (.offsets[] | select(.partition.kafka_partition == 0) | .offset.kafka_offset) == 1
 reset sink offsets: every partition to 0     ~ DELETE ~ /connectors/s1/offsets ~ - ~ 200 ~ . == {"message": "The offsets for this connector have been reset successfully"}
 ... read back                                ~ GET ~ /connectors/s1/offsets    ~ - ~ 200 ~ (.offsets | length) > 0 and all(.offsets[]; .offset.kafka_offset == 0)
