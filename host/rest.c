@@ -321,6 +321,7 @@ static enum MHD_Result dispatch(sl_rest_t *r, struct MHD_Connection *conn, const
             rc = send_error(r, conn, 400, msg);
         } else {
             int status = hit->fn(&c, &out);
+            SL_DEBUG("rest", "%s %s: %d", method, url, status);
             rc = send_json(r, conn, status, out);
         }
     }

@@ -330,7 +330,9 @@ int sl_worker_start(sl_worker_t *w, char *err, size_t errlen) {
         sl_worker_conn_t *e = w->conns[i];
         if (e->target != SL_TARGET_RUNNING)
             halt(e);
-        else if (e->c && sl_connector_start(e->c, err, errlen) != 0)
+        else if (!e->c) /* resumed (or restarted) before the start */
+            launch(w, e);
+        else if (sl_connector_start(e->c, err, errlen) != 0)
             rc = -1;
     }
     pthread_mutex_unlock(&w->lock);

@@ -104,6 +104,18 @@ static void test_storage_round_trip(void **state) {
     assert_int_equal(h->ops->get_config(h, "c1", &out), 200);
     assert_string_equal(json_string_value(json_object_get(out, "count")), "7");
     json_decref(out);
+    /* paused, then resumed before the worker starts: it runs once the worker does */
+    assert_int_equal(h->ops->set_target(h, "c1", SL_TARGET_PAUSED, &out), 202);
+    assert_int_equal(h->ops->set_target(h, "c1", SL_TARGET_RUNNING, &out), 202);
+    sl_worker_lock(w);
+    assert_null(sl_worker_find(w, "c1")->c);
+    sl_worker_unlock(w);
+    char err[256];
+    assert_int_equal(sl_worker_start(w, err, sizeof(err)), 0);
+    sl_worker_lock(w);
+    assert_non_null(sl_worker_find(w, "c1")->c);
+    assert_non_null(sl_worker_find(w, "c1")->c->runners);
+    sl_worker_unlock(w);
     h->ops->free(h);
     sl_worker_free(w);
     free(file);
