@@ -540,7 +540,8 @@ sl_rest_t *sl_rest_start(const sl_runtime_t *rt, sl_herder_t *h, char *err, size
     int bound, fd = listen_on(host, (int)port, &bound, err, errlen);
     if (fd < 0) goto fail;
     /* The worker id is known before the first request can be served. */
-    snprintf(r->worker_id, sizeof(r->worker_id), "%s:%d", host, bound);
+    int v6 = strchr(host, ':') != NULL; /* [::1]:8083 */
+    snprintf(r->worker_id, sizeof(r->worker_id), "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", bound);
     if (h->ops->set_worker_id) h->ops->set_worker_id(h, r->worker_id);
     /* A thread per connection: a slow verb (a sink's offsets wait for a
      * group join) does not hold up other clients. */
