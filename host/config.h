@@ -100,4 +100,8 @@ int sl_parse_int64(const char *s, int64_t *out);
 int sl_parse_double(const char *s, double *out);
 int sl_parse_bool(const char *s, int *out);
 
+/** Replaces the file at path with text atomically (temp file with mode
+ *  0600, fsync, rename); 0 or -1 with err naming the file. */
+int sl_file_write_atomic(const char *path, const char *text, char *err, size_t errlen);
+
 #endif

@@ -10,6 +10,21 @@
 #include <string.h>
 #include <time.h>
 
+void sl_connector_note_topic(sl_connector_t *c, const char *topic) {
+    pthread_mutex_lock(&c->topics_lock);
+    if (!sl_props_get(c->active_topics, topic)) sl_props_set(c->active_topics, topic, "");
+    pthread_mutex_unlock(&c->topics_lock);
+}
+
+void sl_connector_take_topics(sl_connector_t *c, sl_props_t *into) {
+    pthread_mutex_lock(&c->topics_lock);
+    for (size_t i = 0; i < sl_props_count(c->active_topics); i++)
+        sl_props_set(into, sl_props_key_at(c->active_topics, i), "");
+    sl_props_free(c->active_topics);
+    c->active_topics = sl_props_new();
+    pthread_mutex_unlock(&c->topics_lock);
+}
+
 const char *sl_task_state_name(sl_task_state_t s) {
     switch (s) {
     case SL_TASK_UNASSIGNED: return "UNASSIGNED";
@@ -225,6 +240,8 @@ sl_connector_t *sl_connector_new(const sl_runtime_t *rt, const char *name, const
     }
     c->config = config;
     c->rt = rt;
+    pthread_mutex_init(&c->topics_lock, NULL);
+    c->active_topics = sl_props_new();
     c->plugin = sl_registry_find(rt->registry, sl_props_get(config, "connector.class"));
     int64_t n = 1;
     const char *v = sl_props_get(config, "tasks.max");
@@ -259,26 +276,43 @@ fail:
     return NULL;
 }
 
+static int spawn_runner(sl_connector_t *c, int i, char *err, size_t errlen) {
+    sl_runner_t *r = &c->runners[i];
+    r->conn = c;
+    r->id = i;
+    r->trace[0] = '\0';
+    atomic_store(&r->stop, 0);
+    atomic_store(&r->state, SL_TASK_UNASSIGNED);
+    void *(*main_fn)(void *) = c->plugin->desc->kind == SLUICE_PLUGIN_SOURCE
+                                   ? sl_source_runner_main
+                                   : sl_sink_runner_main;
+    if (pthread_create(&r->thread, NULL, main_fn, r) != 0) {
+        snprintf(err, errlen, "cannot start task %d: thread creation failed", i);
+        return -1;
+    }
+    r->thread_started = 1;
+    return 0;
+}
+
+int sl_connector_restart_task(sl_connector_t *c, int id, char *err, size_t errlen) {
+    sl_runner_t *r = &c->runners[id];
+    if (r->thread_started) {
+        atomic_store(&r->stop, 1);
+        pthread_join(r->thread, NULL);
+        r->thread_started = 0;
+    }
+    SL_INFO(c->name, "restarting task %d", id);
+    return spawn_runner(c, id, err, errlen);
+}
+
 int sl_connector_start(sl_connector_t *c, char *err, size_t errlen) {
     c->runners = calloc((size_t)c->tasks_max, sizeof(*c->runners));
     if (!c->runners) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    void *(*main_fn)(void *) = c->plugin->desc->kind == SLUICE_PLUGIN_SOURCE
-                                   ? sl_source_runner_main
-                                   : sl_sink_runner_main;
-    for (int i = 0; i < c->tasks_max; i++) {
-        sl_runner_t *r = &c->runners[i];
-        r->conn = c;
-        r->id = i;
-        atomic_store(&r->state, SL_TASK_UNASSIGNED);
-        if (pthread_create(&r->thread, NULL, main_fn, r) != 0) {
-            snprintf(err, errlen, "cannot start task %d: thread creation failed", i);
-            return -1;
-        }
-        r->thread_started = 1;
-    }
+    for (int i = 0; i < c->tasks_max; i++)
+        if (spawn_runner(c, i, err, errlen) != 0) return -1;
     SL_INFO(c->name, "started %d %s task(s) of plugin %s %s", c->tasks_max,
             sl_plugin_kind_name(c->plugin->desc->kind), c->plugin->desc->name,
             c->plugin->desc->version);
@@ -329,6 +363,10 @@ void sl_connector_free(sl_connector_t *c) {
     free(c->dlq_topic);
     sl_props_free(c->config);
     sl_props_free(c->raw_config);
+    if (c->active_topics) {
+        sl_props_free(c->active_topics);
+        pthread_mutex_destroy(&c->topics_lock);
+    }
     free(c->name);
     free(c);
 }

@@ -45,6 +45,7 @@ typedef struct sl_runner {
     pthread_t thread;
     int thread_started;
     atomic_int state; /* sl_task_state_t */
+    atomic_int stop;  /* this task alone is asked to stop (a task restart) */
     char trace[1024]; /* why it failed; written before state becomes FAILED */
 } sl_runner_t;
 
@@ -69,7 +70,24 @@ struct sl_connector {
     atomic_int stopping;
     atomic_int draining; /* sinks: stop once caught up with the log end */
     sl_runner_t *runners;
+    pthread_mutex_t topics_lock;
+    sl_props_t *active_topics; /* topics written or read so far (keys) */
 };
+
+/** Records that a task of c used topic (Kafka Connect's active topics). */
+void sl_connector_note_topic(sl_connector_t *c, const char *topic);
+/** Moves c's active topics into into (keys); thread-safe. */
+void sl_connector_take_topics(sl_connector_t *c, sl_props_t *into);
+
+/** Whether a runner should leave its loop: its connector or it alone is
+ *  being stopped. */
+static inline int sl_runner_stopping(const sl_runner_t *r) {
+    return atomic_load(&r->conn->stopping) || atomic_load(&r->stop);
+}
+
+/** Stops (if running) and joins task id, then starts it again with a fresh
+ *  state; -1 with err when the thread cannot be created. */
+int sl_connector_restart_task(sl_connector_t *c, int id, char *err, size_t errlen);
 
 /** raw: the config as submitted; providers are resolved here, and values
  *  they produced never appear in err. */

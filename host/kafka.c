@@ -1,6 +1,7 @@
 /* kafka.c - see kafka.h. */
 #include "kafka.h"
 #include "log.h"
+#include "task.h"
 
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
@@ -231,3 +232,187 @@ void sl_embedded_stop(sl_embedded_t *e) {
     rd_kafka_destroy(e->rk);
     free(e);
 }
+
+/* --- a sink connector's group offsets (REST /offsets) ----------------------- */
+
+/* A plain (never subscribing) member-less client of group connect-<name>:
+ * reads and commits the group's offsets while the connector is stopped. */
+static rd_kafka_t *group_client(const char *bootstrap, const sl_props_t *worker,
+                                const sl_props_t *connector, const char *name, char *err,
+                                size_t errlen) {
+    rd_kafka_conf_t *conf = sl_kafka_conf(SL_KAFKA_CONSUMER, bootstrap, worker, connector, err, errlen);
+    if (!conf) return NULL;
+    char group[512];
+    snprintf(group, sizeof(group), "connect-%s", name);
+    /* range: a cooperative-sticky client that never joins trips
+     * librdkafka < 2.3 at destroy (see sl_kafka_consumer_destroy) */
+    if (rd_kafka_conf_set(conf, "group.id", group, err, errlen) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "partition.assignment.strategy", "range", err, errlen) !=
+            RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (!rk) rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+/* Every partition of the connector's "topics"; NULL with err. */
+static rd_kafka_topic_partition_list_t *topic_partitions(rd_kafka_t *rk, const sl_props_t *cfg,
+                                                         char *err, size_t errlen) {
+    const char *topics = sl_props_get(cfg, "topics");
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+    char *copy = strdup(topics ? topics : ""), *save = NULL;
+    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, t, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rkt ? rd_kafka_metadata(rk, 0, rkt, &md, 10000)
+                                    : RD_KAFKA_RESP_ERR__INVALID_ARG;
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && !md->topics[0].err)
+            for (int p = 0; p < md->topics[0].partition_cnt; p++)
+                rd_kafka_topic_partition_list_add(list, t, md->topics[0].partitions[p].id);
+        else if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            snprintf(err, errlen, "metadata of topic %s: %s", t, rd_kafka_err2str(e));
+        if (md) rd_kafka_metadata_destroy(md);
+        if (rkt) rd_kafka_topic_destroy(rkt);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_topic_partition_list_destroy(list);
+            list = NULL;
+            break;
+        }
+    }
+    free(copy);
+    return list;
+}
+
+json_t *sl_kafka_group_offsets(const char *bootstrap, const sl_props_t *worker,
+                               const sl_props_t *connector, const char *name, char *err,
+                               size_t errlen) {
+    rd_kafka_t *rk = group_client(bootstrap, worker, connector, name, err, errlen);
+    if (!rk) return NULL;
+    rd_kafka_topic_partition_list_t *list = topic_partitions(rk, connector, err, errlen);
+    json_t *out = NULL;
+    rd_kafka_resp_err_t e = list ? rd_kafka_committed(rk, list, 10000) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (list && e)
+        snprintf(err, errlen, "committed offsets of group connect-%s: %s", name, rd_kafka_err2str(e));
+    if (list && !e) {
+        out = json_array();
+        for (int i = 0; i < list->cnt; i++) {
+            if (list->elems[i].offset < 0) continue;
+            json_array_append_new(out, json_pack("{s{sssi}s{sI}}", "partition", "kafka_topic",
+                                                 list->elems[i].topic, "kafka_partition",
+                                                 (int)list->elems[i].partition, "offset",
+                                                 "kafka_offset", (json_int_t)list->elems[i].offset));
+        }
+    }
+    if (list) rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_destroy(rk);
+    return out;
+}
+
+/* {"partition": {"kafka_topic","kafka_partition"}, "offset": {"kafka_offset"}|null}
+ * -> an entry of list; offset null -> the partition's earliest offset. */
+static int add_requested(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list, size_t i,
+                         const json_t *item, char *err, size_t errlen) {
+    json_t *part = json_object_get(item, "partition"), *off = json_object_get(item, "offset");
+    json_t *topic = json_object_get(part, "kafka_topic");
+    json_t *pn = json_object_get(part, "kafka_partition");
+    json_t *on = json_object_get(off, "kafka_offset");
+    if (!json_is_string(topic) || !json_is_integer(pn) || json_integer_value(pn) < 0 ||
+        (!json_is_null(off) && (!json_is_integer(on) || json_integer_value(on) < 0))) {
+        snprintf(err, errlen,
+                 "offsets[%zu]: a sink partition is {\"kafka_topic\": string, \"kafka_partition\": "
+                 "int >= 0} and its offset {\"kafka_offset\": int >= 0} or null",
+                 i);
+        return -1;
+    }
+    int64_t lo = json_integer_value(on), hi;
+    if (json_is_null(off)) {
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+            rk, json_string_value(topic), (int32_t)json_integer_value(pn), &lo, &hi, 10000);
+        if (e) {
+            snprintf(err, errlen, "offsets[%zu]: %s", i, rd_kafka_err2str(e));
+            return -1;
+        }
+    }
+    rd_kafka_topic_partition_list_add(list, json_string_value(topic), (int32_t)json_integer_value(pn))
+        ->offset = lo;
+    return 0;
+}
+
+/* The earliest offset of every partition (a reset: the mock cluster has no
+ * DeleteGroups, so the group's offsets are moved back instead). */
+static int set_earliest(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list, char *err,
+                        size_t errlen) {
+    for (int i = 0; i < list->cnt; i++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, list->elems[i].topic,
+                                                                 list->elems[i].partition, &lo, &hi,
+                                                                 10000);
+        if (e) {
+            snprintf(err, errlen, "%s[%d]: %s", list->elems[i].topic, (int)list->elems[i].partition,
+                     rd_kafka_err2str(e));
+            return -1;
+        }
+        list->elems[i].offset = lo;
+    }
+    return 0;
+}
+
+/* Joins the group for list's topics and waits for an assignment: the
+ * mock cluster takes offset commits only from a member of the current
+ * generation once the group exists. 0 or -1 with err. */
+static int join_group(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *list, char *err,
+                      size_t errlen) {
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(list->cnt);
+    for (int i = 0; i < list->cnt; i++)
+        if (!rd_kafka_topic_partition_list_find(topics, list->elems[i].topic, RD_KAFKA_PARTITION_UA))
+            rd_kafka_topic_partition_list_add(topics, list->elems[i].topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        snprintf(err, errlen, "joining the group: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    int64_t deadline = sl_mono_ms() + 30000;
+    while (sl_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m) rd_kafka_message_destroy(m);
+        rd_kafka_topic_partition_list_t *a = NULL;
+        if (rd_kafka_assignment(rk, &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a && a->cnt > 0) {
+            rd_kafka_topic_partition_list_destroy(a);
+            return 0;
+        }
+        if (a) rd_kafka_topic_partition_list_destroy(a);
+    }
+    snprintf(err, errlen, "joining the group: no assignment within 30 s");
+    return -1;
+}
+
+int sl_kafka_group_offsets_set(const char *bootstrap, const sl_props_t *worker,
+                               const sl_props_t *connector, const char *name, const json_t *offsets,
+                               char *err, size_t errlen) {
+    rd_kafka_t *rk = group_client(bootstrap, worker, connector, name, err, errlen);
+    if (!rk) return -1;
+    rd_kafka_topic_partition_list_t *list =
+        offsets ? rd_kafka_topic_partition_list_new(8) : topic_partitions(rk, connector, err, errlen);
+    int rc = list ? 0 : -1;
+    size_t i;
+    json_t *item;
+    json_array_foreach(offsets, i, item) if (rc == 0) rc = add_requested(rk, list, i, item, err, errlen);
+    if (rc == 0 && !offsets) rc = set_earliest(rk, list, err, errlen);
+    if (rc == 0 && list->cnt > 0) rc = join_group(rk, list, err, errlen);
+    if (rc == 0 && list->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(rk, list, 0);
+        if (e) {
+            snprintf(err, errlen, "commit to group connect-%s: %s", name, rd_kafka_err2str(e));
+            rc = -1;
+        }
+    }
+    if (list) rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+

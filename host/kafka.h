@@ -49,6 +49,24 @@ int sl_kafka_create_topic(rd_kafka_t *rk, sl_embedded_t *embedded, const char *t
                           int partitions, int replication, const sl_props_t *configs,
                           int timeout_ms, int *created, char *err, size_t errlen);
 
+/**
+ * A sink connector's offsets: those committed by its consumer group
+ * ("connect-<name>") for the partitions of its "topics", as a new JSON
+ * array of {"partition": {"kafka_topic", "kafka_partition"}, "offset":
+ * {"kafka_offset"}}. NULL with err.
+ */
+json_t *sl_kafka_group_offsets(const char *bootstrap, const sl_props_t *worker,
+                               const sl_props_t *connector, const char *name, char *err,
+                               size_t errlen);
+/**
+ * Commits offsets (that array's shape; an offset null means the
+ * partition's earliest) for the group of a stopped sink connector; offsets
+ * NULL resets every partition of its topics to the earliest. 0 or -1.
+ */
+int sl_kafka_group_offsets_set(const char *bootstrap, const sl_props_t *worker,
+                               const sl_props_t *connector, const char *name, const json_t *offsets,
+                               char *err, size_t errlen);
+
 /** An in-process mock cluster; its brokers listen on loopback TCP ports. */
 
 sl_embedded_t *sl_embedded_start(int brokers, char *err, size_t errlen);

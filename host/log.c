@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,12 @@ static struct {
     sluice_log_level_t level;
     char **secrets;
     size_t nsecrets;
-} g_log = {PTHREAD_MUTEX_INITIALIZER, SLUICE_LOG_INFO, NULL, 0};
+    sl_logger_level_t *loggers; /* per-component levels, over the root one */
+    size_t nloggers;
+} g_log = {PTHREAD_MUTEX_INITIALIZER, SLUICE_LOG_INFO, NULL, 0, NULL, 0};
+/* Whether any component has its own level: read without the lock on every
+ * line, so that lines below the root level stay cheap when none has. */
+static atomic_int g_has_loggers;
 
 void sl_log_init(void) {
     const char *env = getenv("SLUICE_LOG_LEVEL");
@@ -30,12 +36,67 @@ void sl_log_shutdown(void) {
     free(g_log.secrets);
     g_log.secrets = NULL;
     g_log.nsecrets = 0;
+    for (size_t i = 0; i < g_log.nloggers; i++) free(g_log.loggers[i].name);
+    free(g_log.loggers);
+    g_log.loggers = NULL;
+    g_log.nloggers = 0;
+    atomic_store(&g_has_loggers, 0);
     pthread_mutex_unlock(&g_log.lock);
 }
 
 void sl_log_set_level(sluice_log_level_t level) { g_log.level = level; }
 sluice_log_level_t sl_log_get_level(void) { return g_log.level; }
 int sl_log_enabled(sluice_log_level_t level) { return level <= g_log.level; }
+
+const char *sl_log_level_name(sluice_log_level_t level) {
+    switch (level) {
+    case SLUICE_LOG_ERROR: return "ERROR";
+    case SLUICE_LOG_WARN: return "WARN";
+    case SLUICE_LOG_INFO: return "INFO";
+    default: return "DEBUG";
+    }
+}
+
+/* A component's own level, or the root level; called with the lock held. */
+static sluice_log_level_t level_of(const char *component) {
+    for (size_t i = 0; component && i < g_log.nloggers; i++)
+        if (strcmp(g_log.loggers[i].name, component) == 0) return g_log.loggers[i].level;
+    return g_log.level;
+}
+
+int sl_log_set_component_level(const char *component, int level) {
+    int rc = 0;
+    pthread_mutex_lock(&g_log.lock);
+    size_t i = 0;
+    while (i < g_log.nloggers && strcmp(g_log.loggers[i].name, component) != 0) i++;
+    if (i < g_log.nloggers && level < 0) {
+        free(g_log.loggers[i].name);
+        g_log.loggers[i] = g_log.loggers[--g_log.nloggers];
+    } else if (i < g_log.nloggers) {
+        g_log.loggers[i].level = (sluice_log_level_t)level;
+    } else if (level >= 0) {
+        sl_logger_level_t *grown = realloc(g_log.loggers, (i + 1) * sizeof(*grown));
+        char *name = grown ? strdup(component) : NULL;
+        if (grown) g_log.loggers = grown;
+        if (name) g_log.loggers[g_log.nloggers++] = (sl_logger_level_t){name, (sluice_log_level_t)level};
+        rc = name ? 0 : -1;
+    }
+    atomic_store(&g_has_loggers, g_log.nloggers > 0);
+    pthread_mutex_unlock(&g_log.lock);
+    return rc;
+}
+
+size_t sl_log_component_levels(sl_logger_level_t **out) {
+    pthread_mutex_lock(&g_log.lock);
+    size_t n = g_log.nloggers;
+    *out = calloc(n ? n : 1, sizeof(**out));
+    for (size_t i = 0; *out && i < n; i++) {
+        (*out)[i].name = strdup(g_log.loggers[i].name);
+        (*out)[i].level = g_log.loggers[i].level;
+    }
+    pthread_mutex_unlock(&g_log.lock);
+    return *out ? n : 0;
+}
 
 int sl_log_parse_level(const char *s) {
     static const struct { const char *name; sluice_log_level_t level; } names[] = {
@@ -110,7 +171,14 @@ static const char *level_name(sluice_log_level_t level) {
 }
 
 void sl_logv(sluice_log_level_t level, const char *component, const char *fmt, va_list ap) {
-    if (!sl_log_enabled(level)) return;
+    int has_loggers = atomic_load(&g_has_loggers);
+    if (!has_loggers && !sl_log_enabled(level)) return;
+    if (has_loggers) {
+        pthread_mutex_lock(&g_log.lock);
+        int on = level <= level_of(component ? component : "worker");
+        pthread_mutex_unlock(&g_log.lock);
+        if (!on) return;
+    }
     char *msg = NULL;
     if (vasprintf(&msg, fmt, ap) < 0) return;
     struct timespec ts;

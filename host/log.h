@@ -23,6 +23,20 @@ int sl_log_enabled(sluice_log_level_t level);
  *  registered: masking them would garble ordinary text. */
 void sl_log_add_secret(const char *value);
 
+/** Per-component levels (Kafka Connect's /admin/loggers): a component's
+ *  level, when set, replaces the root level for its lines. */
+typedef struct sl_logger_level {
+    char *name;
+    sluice_log_level_t level;
+} sl_logger_level_t;
+/** "ERROR", "WARN", "INFO", "DEBUG". */
+const char *sl_log_level_name(sluice_log_level_t level);
+/** Sets component's level; level -1 removes it (back to the root level).
+ *  0, or -1 on OOM. */
+int sl_log_set_component_level(const char *component, int level);
+/** A copy of the per-component levels (*out malloc'd, each name too). */
+size_t sl_log_component_levels(sl_logger_level_t **out);
+
 void sl_log(sluice_log_level_t level, const char *component, const char *fmt, ...)
     SLUICE_PRINTF(3, 4);
 void sl_logv(sluice_log_level_t level, const char *component, const char *fmt, va_list ap);

@@ -3,11 +3,13 @@
  *
  *   sluice plugins [--plugin-path DIRS] [worker.json]
  *   sluice validate worker.json connector.json [...]
- *   sluice standalone worker.json connector.json [...]
+ *   sluice standalone worker.json [connector.json ...]
  *   sluice version
  */
 #include "config.h"
+#include "herder.h"
 #include "log.h"
+#include "rest.h"
 #include "worker.h"
 
 #include <libgen.h>
@@ -23,7 +25,8 @@ static void usage(FILE *out) {
             "usage: sluice <command> [args]\n"
             "  plugins [--plugin-path DIRS] [worker.json]   list plugins found, refusals on stderr\n"
             "  validate worker.json connector.json...       check connector configs, run nothing\n"
-            "  standalone worker.json connector.json...     run connectors until SIGINT/SIGTERM\n"
+            "  standalone worker.json [connector.json...]   run connectors (and the REST API)\n"
+            "                                               until SIGINT/SIGTERM\n"
             "  version                                      worker and ABI version\n");
 }
 
@@ -135,8 +138,31 @@ static int cmd_validate(int argc, char **argv) {
     return problems ? 1 : 0;
 }
 
+/* The REST side of a standalone worker: the herder (REST-submitted
+ * connectors from config.storage.file.filename) and the API. */
+static int start_rest(sl_worker_t *w, sl_herder_t **h, sl_rest_t **rest) {
+    char err[1024];
+    const sl_runtime_t *rt = sl_worker_runtime(w);
+    *h = sl_standalone_herder_new(w, sl_props_get(rt->worker, "config.storage.file.filename"), err,
+                                  sizeof(err));
+    if (!*h) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return -1;
+    }
+    if (sl_worker_start(w, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return -1;
+    }
+    *rest = sl_rest_start(rt, *h, err, sizeof(err));
+    if (!*rest) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_standalone(int argc, char **argv) {
-    if (argc < 2) {
+    if (argc < 1) {
         usage(stderr);
         return 2;
     }
@@ -153,26 +179,31 @@ static int cmd_standalone(int argc, char **argv) {
     int problems = 0;
     sl_worker_t *w = build_worker(argc, argv, 0, &problems);
     if (!w) return 1;
-    if (problems) {
-        sl_worker_free(w);
-        return 1;
+    sl_herder_t *h = NULL;
+    sl_rest_t *rest = NULL;
+    int rc = 0;
+    if (problems || start_rest(w, &h, &rest) != 0) {
+        rc = 1;
+        goto out;
     }
-    char err[1024];
-    if (sl_worker_start(w, err, sizeof(err)) != 0) {
-        fprintf(stderr, "sluice: %s\n", err);
-        sl_worker_free(w);
-        return 1;
-    }
-    SL_INFO("worker", "standalone worker running %d connector(s); Ctrl-C to stop", argc - 1);
+    sl_worker_lock(w);
+    size_t n = sl_worker_count(w);
+    sl_worker_unlock(w);
+    SL_INFO("worker", "standalone worker running %zu connector(s); Ctrl-C to stop", n);
     struct timespec tick = {1, 0};
     int sig;
     while ((sig = sigtimedwait(&set, NULL, &tick)) < 0) sl_worker_report(w);
     SL_INFO("worker", "%s: stopping (flush, commit)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sl_rest_stop(rest); /* no REST change while the worker stops */
+    rest = NULL;
     sl_worker_stop(w);
     sl_worker_report(w);
-    sl_worker_free(w);
     SL_INFO("worker", "stopped");
-    return 0;
+out:
+    sl_rest_stop(rest);
+    sl_worker_free(w);
+    if (h) h->ops->free(h);
+    return rc;
 }
 
 int main(int argc, char **argv) {

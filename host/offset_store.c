@@ -1,5 +1,6 @@
 /* offset_store.c - see offset_store.h. */
 #include "offset_store.h"
+#include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,28 +88,30 @@ int sl_offset_store_put(sl_offset_store_t *s, const char *connector, const char 
     return rc == 0 ? 0 : -1;
 }
 
-static int write_atomically(const char *path, const char *text, char *err, size_t errlen) {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot write offsets to %s: %s", tmp, strerror(errno));
-        return -1;
+json_t *sl_offset_store_list(sl_offset_store_t *s, const char *connector) {
+    json_t *list = json_array();
+    const char *key;
+    json_t *off;
+    pthread_mutex_lock(&s->lock);
+    json_object_foreach(s->map, key, off) {
+        json_t *k = json_loads(key, 0, NULL);
+        const char *conn = json_string_value(json_array_get(k, 0));
+        json_t *part = json_array_get(k, 1);
+        if (conn && strcmp(conn, connector) == 0 && json_is_object(part))
+            json_array_append_new(list, json_pack("{sOsO}", "partition", part, "offset", off));
+        json_decref(k);
     }
-    size_t len = strlen(text), done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, text + done, len - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        done += (size_t)n;
-    }
-    int ok = done == len && fsync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot write offsets to %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
+    pthread_mutex_unlock(&s->lock);
+    return list;
+}
+
+int sl_offset_store_remove(sl_offset_store_t *s, const char *connector, const char *partition_json) {
+    char *key = make_key(connector, partition_json);
+    if (!key) return -1;
+    pthread_mutex_lock(&s->lock);
+    if (json_object_del(s->map, key) == 0) s->dirty = 1;
+    pthread_mutex_unlock(&s->lock);
+    free(key);
     return 0;
 }
 
@@ -117,7 +120,7 @@ int sl_offset_store_flush(sl_offset_store_t *s, char *err, size_t errlen) {
     int rc = 0;
     if (s->dirty && s->path) {
         char *text = json_dumps(s->map, JSON_INDENT(1) | JSON_SORT_KEYS);
-        rc = text ? write_atomically(s->path, text, err, errlen) : -1;
+        rc = text ? sl_file_write_atomic(s->path, text, err, errlen) : -1;
         free(text);
         if (rc == 0) s->dirty = 0;
     }

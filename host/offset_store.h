@@ -12,6 +12,7 @@
 #define SLUICE_HOST_OFFSET_STORE_H
 
 #include <stddef.h>
+#include <jansson.h>
 
 typedef struct sl_offset_store sl_offset_store_t;
 struct sl_offset_store;
@@ -27,6 +28,12 @@ char *sl_offset_store_get(sl_offset_store_t *s, const char *connector,
  *  object. */
 int sl_offset_store_put(sl_offset_store_t *s, const char *connector, const char *partition_json,
                         const char *offset_json);
+/** Every offset of connector: a new JSON array of {"partition": {...},
+ *  "offset": {...}} (Kafka Connect's GET /connectors/<name>/offsets). */
+json_t *sl_offset_store_list(sl_offset_store_t *s, const char *connector);
+/** Forgets one partition's offset (in memory; flush writes it); 0, or -1
+ *  when the partition is not a JSON object. */
+int sl_offset_store_remove(sl_offset_store_t *s, const char *connector, const char *partition_json);
 /** Writes the file if anything changed; 0 or -1 with err. */
 int sl_offset_store_flush(sl_offset_store_t *s, char *err, size_t errlen);
 

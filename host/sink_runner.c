@@ -121,7 +121,7 @@ static void put_batch(sink_ctx_t *s) {
     const sluice_sink_ops_t *ops = s->task->plugin->desc->sink;
     s->task->error[0] = '\0';
     sluice_err_t rc = ops->put(s->task->state, s->task, s->batch, s->nbatch);
-    if (rc == SLUICE_ERR_RETRIABLE && !atomic_load(&s->conn->stopping)) {
+    if (rc == SLUICE_ERR_RETRIABLE && !sl_runner_stopping(s->runner)) {
         sl_metric_add(s->m_put_retries, 1);
         now = sl_mono_ms();
         if (!s->retry_since) {
@@ -261,6 +261,7 @@ static void on_assign(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
     if (e) SL_WARN(s->task->tag, "reading committed offsets: %s", rd_kafka_err2str(e));
     for (size_t i = 0; i < n; i++) {
         int64_t c = e ? -1 : committed->elems[i].offset;
+        sl_connector_note_topic(s->conn, parts->elems[i].topic);
         tps[i] = (sluice_topic_partition_t){parts->elems[i].topic, parts->elems[i].partition,
                                             c >= 0 ? c : SLUICE_OFFSET_UNSET};
     }
@@ -578,7 +579,7 @@ static void update_lag(sink_ctx_t *s) {
 
 static void run(sink_ctx_t *s) {
     int64_t next_commit = sl_mono_ms() + s->conn->flush_interval_ms;
-    while (!atomic_load(&s->conn->stopping) && !s->failed) {
+    while (!sl_runner_stopping(s->runner) && !s->failed) {
         int wait = sl_task_run_timers(s->task, sl_mono_ms(), 100);
         int chain_wait = sl_chain_run_timers(&s->chain, 100);
         consume_some(s, chain_wait < wait ? chain_wait : wait);

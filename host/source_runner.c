@@ -147,6 +147,7 @@ static int ensure_topic(source_ctx_t *s, const char *topic) {
     s->topics = grown;
     if (!(s->topics[s->ntopics] = strdup(topic))) return -1;
     s->ntopics++;
+    sl_connector_note_topic(s->conn, topic);
     const sl_props_t *cfg = s->conn->config;
     const char *parts = sl_props_get(cfg, "topic.creation.default.partitions");
     const char *rf = sl_props_get(cfg, "topic.creation.default.replication.factor");
@@ -326,7 +327,7 @@ static void run(source_ctx_t *s) {
     const sluice_source_ops_t *ops = s->task->plugin->desc->source;
     int64_t next_commit = sl_mono_ms() + s->conn->flush_interval_ms;
     int64_t backoff = 0, retry_since = 0;
-    while (!atomic_load(&s->conn->stopping) && !s->failed) {
+    while (!sl_runner_stopping(s->runner) && !s->failed) {
         int wait = sl_task_run_timers(s->task, sl_mono_ms(), 100);
         int chain_wait = sl_chain_run_timers(&s->chain, 100);
         if (chain_wait < wait) wait = chain_wait;
@@ -349,7 +350,7 @@ static void run(source_ctx_t *s) {
                               : 100;
             SL_WARN(s->task->tag, "poll: %s%s%s; retrying in %lld ms", sl_host_api()->err2str(rc),
                     s->task->error[0] ? ": " : "", s->task->error, (long long)backoff);
-            for (int64_t slept = 0; slept < backoff && !atomic_load(&s->conn->stopping); slept += 50)
+            for (int64_t slept = 0; slept < backoff && !sl_runner_stopping(s->runner); slept += 50)
                 rd_kafka_poll(s->producer, 50);
         } else {
             backoff = 0;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 struct sl_worker {
@@ -14,11 +15,11 @@ struct sl_worker {
     sl_runtime_t rt;
     char *bootstrap;
     char *plugin_path;
-    sl_connector_t **conns;
-    int *last_state; /* per connector x task, for sl_worker_report */
+    pthread_mutex_t lock; /* conns and every connector in it */
+    sl_worker_conn_t **conns;
     size_t n;
+    int started;
     int64_t progress_every_ms, next_progress_ms;
-    double *last_counts; /* per connector, for rates */
 };
 
 char *sl_default_plugin_path(const char *exe_dir) {
@@ -78,6 +79,7 @@ sl_worker_t *sl_worker_new(sl_props_t *props, const char *exe_dir, int dry_run, 
         sl_props_free(props);
         return NULL;
     }
+    pthread_mutex_init(&w->lock, NULL);
     w->props = props;
     w->rt.worker = props;
     const char *lvl = sl_props_get(props, "log.level");
@@ -121,56 +123,239 @@ fail:
 
 const sl_runtime_t *sl_worker_runtime(const sl_worker_t *w) { return &w->rt; }
 
-int sl_worker_add_connector(sl_worker_t *w, const char *name, const sl_props_t *config,
-                            char *err, size_t errlen) {
-    for (size_t i = 0; i < w->n; i++) {
-        if (strcmp(w->conns[i]->name, name) == 0) {
-            snprintf(err, errlen, "connector '%s' is defined twice", name);
-            return -1;
-        }
+void sl_worker_lock(sl_worker_t *w) { pthread_mutex_lock(&w->lock); }
+void sl_worker_unlock(sl_worker_t *w) { pthread_mutex_unlock(&w->lock); }
+size_t sl_worker_count(const sl_worker_t *w) { return w->n; }
+sl_worker_conn_t *sl_worker_at(sl_worker_t *w, size_t i) { return i < w->n ? w->conns[i] : NULL; }
+
+sl_worker_conn_t *sl_worker_find(sl_worker_t *w, const char *name) {
+    for (size_t i = 0; i < w->n; i++)
+        if (strcmp(w->conns[i]->name, name) == 0) return w->conns[i];
+    return NULL;
+}
+
+/* Stops the running instance (tasks flush and commit) and frees it. */
+static void halt(sl_worker_conn_t *e) {
+    if (e->c) {
+        sl_connector_stop(e->c);
+        sl_connector_take_topics(e->c, e->topics);
     }
-    sl_connector_t *c = sl_connector_new(&w->rt, name, config, err, errlen);
-    if (!c) return -1;
-    sl_connector_t **grown = realloc(w->conns, (w->n + 1) * sizeof(*grown));
-    if (!grown) {
+    sl_connector_free(e->c);
+    e->c = NULL;
+}
+
+/* A new instance from e->raw, started; a failure leaves e->trace set. */
+static void launch(sl_worker_t *w, sl_worker_conn_t *e) {
+    char err[1024];
+    e->trace[0] = '\0';
+    e->c = sl_connector_new(&w->rt, e->name, e->raw, err, sizeof(err));
+    if (e->c && sl_connector_start(e->c, err, sizeof(err)) == 0) return;
+    snprintf(e->trace, sizeof(e->trace), "%s", err);
+    SL_ERROR("worker", "connector %s failed to start: %s", e->name, err);
+    halt(e);
+}
+
+static void conn_free(sl_worker_conn_t *e) {
+    if (!e) return;
+    halt(e);
+    sl_props_free(e->raw);
+    sl_props_free(e->topics);
+    free(e->last_state);
+    free(e->name);
+    free(e);
+}
+
+/* Takes over a validated instance c as e's running one (or drops it when e
+ * is not to run now). */
+static int adopt(sl_worker_t *w, sl_worker_conn_t *e, sl_connector_t *c, char *err,
+                 size_t errlen) {
+    e->tasks_max = c->tasks_max;
+    e->kind = c->plugin->desc->kind;
+    int *ls = realloc(e->last_state, (size_t)c->tasks_max * sizeof(int));
+    if (!ls) {
         sl_connector_free(c);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    w->conns = grown;
-    w->conns[w->n++] = c;
+    e->last_state = ls;
+    for (int t = 0; t < c->tasks_max; t++) ls[t] = -1;
+    e->trace[0] = '\0';
+    if (!w->started || e->target != SL_TARGET_RUNNING) {
+        sl_connector_free(w->started ? c : NULL);
+        e->c = w->started ? NULL : c;
+        return 0;
+    }
+    e->c = c;
+    if (sl_connector_start(c, err, errlen) != 0) {
+        snprintf(e->trace, sizeof(e->trace), "%s", err);
+        halt(e);
+    }
     return 0;
 }
 
+int sl_worker_put_connector(sl_worker_t *w, const char *name, const sl_props_t *raw, int managed,
+                            const sl_target_t *target, int *created, char *err, size_t errlen) {
+    sl_connector_t *c = sl_connector_new(&w->rt, name, raw, err, errlen);
+    if (!c) return -1;
+    sl_props_t *copy = sl_props_dup(raw);
+    pthread_mutex_lock(&w->lock);
+    sl_worker_conn_t *e = sl_worker_find(w, name);
+    *created = e == NULL;
+    if (!e) {
+        e = calloc(1, sizeof(*e));
+        sl_worker_conn_t **grown = e ? realloc(w->conns, (w->n + 1) * sizeof(*grown)) : NULL;
+        if (grown) w->conns = grown;
+        if (!grown || !(e->name = strdup(name)) || !(e->topics = sl_props_new())) {
+            pthread_mutex_unlock(&w->lock);
+            conn_free(e);
+            sl_connector_free(c);
+            sl_props_free(copy);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        w->conns[w->n++] = e;
+    } else {
+        halt(e);
+    }
+    sl_props_free(e->raw);
+    e->raw = copy;
+    e->managed = managed;
+    if (target) e->target = *target;
+    int rc = adopt(w, e, c, err, errlen);
+    pthread_mutex_unlock(&w->lock);
+    if (rc == 0) SL_INFO("worker", "connector %s %s", name, *created ? "created" : "reconfigured");
+    return rc;
+}
+
+int sl_worker_add_connector(sl_worker_t *w, const char *name, const sl_props_t *config,
+                            char *err, size_t errlen) {
+    pthread_mutex_lock(&w->lock);
+    int dup = sl_worker_find(w, name) != NULL;
+    pthread_mutex_unlock(&w->lock);
+    if (dup) {
+        snprintf(err, errlen, "connector '%s' is defined twice", name);
+        return -1;
+    }
+    int created;
+    return sl_worker_put_connector(w, name, config, 0, NULL, &created, err, errlen);
+}
+
+int sl_worker_remove_connector(sl_worker_t *w, const char *name) {
+    pthread_mutex_lock(&w->lock);
+    size_t i = 0;
+    while (i < w->n && strcmp(w->conns[i]->name, name) != 0) i++;
+    sl_worker_conn_t *e = i < w->n ? w->conns[i] : NULL;
+    if (e) {
+        memmove(&w->conns[i], &w->conns[i + 1], (w->n - i - 1) * sizeof(*w->conns));
+        w->n--;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (!e) return -1;
+    conn_free(e); /* outside the lock: its tasks may take a while to stop */
+    SL_INFO("worker", "connector %s deleted", name);
+    return 0;
+}
+
+int sl_worker_set_target(sl_worker_t *w, const char *name, sl_target_t target) {
+    static const char *const names[] = {"resumed", "paused", "stopped"};
+    pthread_mutex_lock(&w->lock);
+    sl_worker_conn_t *e = sl_worker_find(w, name);
+    if (e && e->target != target) {
+        e->target = target;
+        if (target != SL_TARGET_RUNNING)
+            halt(e);
+        else if (w->started && !e->c)
+            launch(w, e);
+        SL_INFO("worker", "connector %s %s", name, names[target]);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return e ? 0 : -1;
+}
+
+/* Kafka Connect's restart: the connector (here: its instance, which has no
+ * thread of its own, so only a failed one is started again) and, with
+ * include_tasks, its tasks - every one, or only the FAILED ones. */
+int sl_worker_restart(sl_worker_t *w, const char *name, int include_tasks, int only_failed) {
+    pthread_mutex_lock(&w->lock);
+    sl_worker_conn_t *e = sl_worker_find(w, name);
+    if (e && w->started && e->target == SL_TARGET_RUNNING) {
+        if (!e->c) {
+            launch(w, e);
+        } else if (include_tasks) {
+            char err[256];
+            for (int t = 0; t < e->c->tasks_max; t++)
+                if ((!only_failed || atomic_load(&e->c->runners[t].state) == SL_TASK_FAILED) &&
+                    sl_connector_restart_task(e->c, t, err, sizeof(err)) != 0)
+                    SL_ERROR("worker", "%s", err);
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return e ? 0 : -1;
+}
+
+int sl_worker_restart_task(sl_worker_t *w, const char *name, int task) {
+    pthread_mutex_lock(&w->lock);
+    sl_worker_conn_t *e = sl_worker_find(w, name);
+    int rc = !e ? -1 : task < 0 || task >= e->tasks_max ? -2 : 0;
+    if (rc == 0 && e->c && e->c->runners) {
+        char err[256];
+        if (sl_connector_restart_task(e->c, task, err, sizeof(err)) != 0)
+            SL_ERROR("worker", "%s", err);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+json_t *sl_worker_active_topics(sl_worker_t *w, sl_worker_conn_t *e, int reset) {
+    (void)w;
+    if (e->c) sl_connector_take_topics(e->c, e->topics);
+    json_t *a = json_array();
+    for (size_t i = 0; i < sl_props_count(e->topics); i++)
+        json_array_append_new(a, json_string(sl_props_key_at(e->topics, i)));
+    if (reset) {
+        sl_props_free(e->topics);
+        e->topics = sl_props_new();
+    }
+    return a;
+}
+
 int sl_worker_start(sl_worker_t *w, char *err, size_t errlen) {
-    size_t total = 0;
-    for (size_t i = 0; i < w->n; i++) total += (size_t)w->conns[i]->tasks_max;
-    w->last_state = calloc(total ? total : 1, sizeof(int));
-    w->last_counts = calloc(w->n ? w->n : 1, sizeof(double));
     const char *every = sl_props_get(w->props, "status.interval.ms");
     if (every && sl_parse_int64(every, &w->progress_every_ms) != 0) w->progress_every_ms = 0;
     w->next_progress_ms = sl_mono_ms() + w->progress_every_ms;
-    for (size_t i = 0; i < w->n; i++)
-        if (sl_connector_start(w->conns[i], err, errlen) != 0) return -1;
-    return 0;
+    pthread_mutex_lock(&w->lock);
+    w->started = 1;
+    int rc = 0;
+    for (size_t i = 0; i < w->n && rc == 0; i++) {
+        sl_worker_conn_t *e = w->conns[i];
+        if (e->target != SL_TARGET_RUNNING)
+            halt(e);
+        else if (!e->c) /* resumed (or restarted) before the start */
+            launch(w, e);
+        else if (sl_connector_start(e->c, err, errlen) != 0)
+            rc = -1;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return rc;
 }
 
 /* One line per connector: records through it and the rate since last time. */
 static void report_progress(sl_worker_t *w) {
     int64_t now = sl_mono_ms();
-    if (w->progress_every_ms <= 0 || now < w->next_progress_ms || !w->last_counts) return;
+    if (w->progress_every_ms <= 0 || now < w->next_progress_ms) return;
     double secs = (double)(now - w->next_progress_ms + w->progress_every_ms) / 1000.0;
     w->next_progress_ms = now + w->progress_every_ms;
     for (size_t i = 0; i < w->n; i++) {
-        sl_connector_t *c = w->conns[i];
-        int source = c->plugin->desc->kind == SLUICE_PLUGIN_SOURCE;
+        sl_worker_conn_t *e = w->conns[i];
+        if (!e->c) continue;
+        int source = e->kind == SLUICE_PLUGIN_SOURCE;
         double total = sl_metrics_sum(w->rt.svc.metrics,
                                       source ? "source_records_acked_total" : "sink_records_put_total",
-                                      c->name);
-        double errors = sl_metrics_sum(w->rt.svc.metrics, "record_errors_total", c->name);
-        SL_INFO("progress", "%s: %.0f records %s (%.0f/s), %.0f errors", c->name, total,
-                source ? "into Kafka" : "written", (total - w->last_counts[i]) / secs, errors);
-        w->last_counts[i] = total;
+                                      e->name);
+        double errors = sl_metrics_sum(w->rt.svc.metrics, "record_errors_total", e->name);
+        SL_INFO("progress", "%s: %.0f records %s (%.0f/s), %.0f errors", e->name, total,
+                source ? "into Kafka" : "written", (total - e->last_count) / secs, errors);
+        e->last_count = total;
     }
 }
 
@@ -190,47 +375,51 @@ static void write_metrics_file(sl_worker_t *w) {
 }
 
 void sl_worker_report(sl_worker_t *w) {
+    pthread_mutex_lock(&w->lock);
     int64_t due = w->next_progress_ms;
     report_progress(w);
     if (w->next_progress_ms != due) write_metrics_file(w);
-    size_t k = 0;
     for (size_t i = 0; i < w->n; i++) {
-        sl_connector_t *c = w->conns[i];
-        for (int t = 0; t < c->tasks_max && c->runners; t++, k++) {
+        sl_worker_conn_t *e = w->conns[i];
+        sl_connector_t *c = e->c;
+        for (int t = 0; c && c->runners && t < c->tasks_max; t++) {
             int st = atomic_load(&c->runners[t].state);
-            if (w->last_state && w->last_state[k] == st) continue;
-            if (w->last_state) w->last_state[k] = st;
+            if (e->last_state[t] == st) continue;
+            e->last_state[t] = st;
             if (st == SL_TASK_FAILED)
                 SL_ERROR("worker", "task %s/%d is FAILED: %s", c->name, t, c->runners[t].trace);
             else
                 SL_INFO("worker", "task %s/%d is %s", c->name, t, sl_task_state_name(st));
         }
     }
+    pthread_mutex_unlock(&w->lock);
 }
 
 void sl_worker_stop(sl_worker_t *w) {
     /* Sources first so their last records reach Kafka before sinks leave.
      * With the in-process broker the log dies with the worker, so sinks
      * first drain what the sources wrote. */
+    pthread_mutex_lock(&w->lock);
     for (size_t i = 0; i < w->n; i++)
-        if (w->conns[i]->plugin->desc->kind == SLUICE_PLUGIN_SOURCE) sl_connector_stop(w->conns[i]);
+        if (w->conns[i]->c && w->conns[i]->kind == SLUICE_PLUGIN_SOURCE)
+            sl_connector_stop(w->conns[i]->c);
     for (size_t i = 0; i < w->n; i++) {
-        if (w->conns[i]->plugin->desc->kind == SLUICE_PLUGIN_SOURCE) continue;
+        sl_connector_t *c = w->conns[i]->c;
+        if (!c || w->conns[i]->kind == SLUICE_PLUGIN_SOURCE) continue;
         if (w->rt.embedded)
-            sl_connector_drain(w->conns[i], 30000);
+            sl_connector_drain(c, 30000);
         else
-            sl_connector_stop(w->conns[i]);
+            sl_connector_stop(c);
     }
+    pthread_mutex_unlock(&w->lock);
 }
 
 void sl_worker_free(sl_worker_t *w) {
     if (!w) return;
     sl_worker_stop(w);
-    if (w->last_counts) write_metrics_file(w); /* started, not a dry run */
-    for (size_t i = 0; i < w->n; i++) sl_connector_free(w->conns[i]);
+    if (w->started) write_metrics_file(w); /* not a dry run */
+    for (size_t i = 0; i < w->n; i++) conn_free(w->conns[i]);
     free(w->conns);
-    free(w->last_state);
-    free(w->last_counts);
     sl_registry_free(w->rt.registry);
     sl_offset_store_free(w->rt.svc.offsets);
     sl_schemas_free(w->rt.svc.schemas);
@@ -239,5 +428,6 @@ void sl_worker_free(sl_worker_t *w) {
     free(w->bootstrap);
     free(w->plugin_path);
     sl_props_free(w->props);
+    pthread_mutex_destroy(&w->lock);
     free(w);
 }

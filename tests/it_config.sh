@@ -223,8 +223,8 @@ check "sluice frobnicate: names the command, usage on stderr" bash -c \
   "grep -q \"unknown command 'frobnicate'\" '$T/unknown.err' && grep -q '^usage: sluice <command>' '$T/unknown.err'"
 run validate-noconn "$SLUICE" validate "$T/worker.json"
 check_eq "sluice validate without a connector file: exit 2 with usage" "2 1" "$RC $(grep -c '^usage:' "$T/validate-noconn.err")"
-run standalone-noconn "$SLUICE" standalone "$T/worker.json"
-check_eq "sluice standalone without a connector file: exit 2 with usage" "2 1" "$RC $(grep -c '^usage:' "$T/standalone-noconn.err")"
+run standalone-noargs "$SLUICE" standalone
+check_eq "sluice standalone without a worker file: exit 2 with usage" "2 1" "$RC $(grep -c '^usage:' "$T/standalone-noargs.err")"
 run version "$SLUICE" version
 check_eq "sluice version: exit 0, the VERSION file" "0 sluice $(cat "$ROOT/VERSION")" "$RC $(cut -d' ' -f1,2 "$T/version.out")"
 

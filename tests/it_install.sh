@@ -94,7 +94,8 @@ cat >"$T/worker.json" <<JSON
   "plugin.path": "$T/myplugins,$P/lib/sluice/plugins",
   "schemas.path": "$P/share/sluice/schemas",
   "offset.storage.file.filename": "$T/offsets.json",
-  "offset.flush.interval.ms": 500
+  "offset.flush.interval.ms": 500,
+  "rest.port": 0
 }
 JSON
 export SL_IT_TAG_VALUE="built-out-of-tree"

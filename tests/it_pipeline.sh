@@ -45,7 +45,7 @@ ENV
 # is reset before the exec.
 start_bg $PY -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
   env SLUICE_ENV_FILE="$T/orig.env" SLUICE_FINNHUB=replay SLUICE_RUN_DIR="$T/run" SLUICE_PROGRESS_S=1 \
-  SLUICE_REPLAY_RATE=200 BUILD="$BUILD" bash "$ROOT/tools/run-pipeline.sh" >"$T/run.out" 2>&1
+  SLUICE_REST_PORT=0 SLUICE_REPLAY_RATE=200 BUILD="$BUILD" bash "$ROOT/tools/run-pipeline.sh" >"$T/run.out" 2>&1
 RP=$LAST_PID
 
 # --- keys, cluster, stand-ins --------------------------------------------------

@@ -52,6 +52,8 @@ worker_conf() { # file, extra JSON members (optional)
   "schemas.path": "$ROOT/schemas",
   "offset.storage.file.filename": "$T/offsets.json",
   "offset.flush.interval.ms": 500,
+  "rest.port": 0,
+  "rest.port.file": "$T/rest.port",
   "consumer.session.timeout.ms": 6000,
   "consumer.heartbeat.interval.ms": 500,
   "consumer.max.poll.interval.ms": 10000${2:+,

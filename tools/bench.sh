@@ -201,7 +201,8 @@ worker_conf() { # file, offsets file
   "offset.storage.file.filename": "$2",
   "offset.flush.interval.ms": 1000,
   "status.interval.ms": 1,
-  "log.level": "info"
+  "log.level": "info",
+  "rest.port": 0
 }
 JSON
 }

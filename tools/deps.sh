@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential pkg-config librdkafka-dev libavro-dev libwebsockets-dev
       libcurl4-openssl-dev libjansson-dev libssl-dev libsqlite3-dev libcmocka-dev
-      kcat python3 python3-avro libmicrohttpd-dev curl openssl
+      kcat python3 python3-avro libmicrohttpd-dev curl openssl jq
       clang libclang-rt-14-dev valgrind)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -11,6 +11,7 @@ exec /usr/bin/python3 - "$1" "$2" <<'PYEOF'
 import json, sys
 w = json.load(open(sys.argv[1]))
 w.update({"consumer.session.timeout.ms": 6000, "consumer.heartbeat.interval.ms": 500,
-          "consumer.max.poll.interval.ms": 10000})
+          "consumer.max.poll.interval.ms": 10000,
+          "rest.port": 0})  # an ephemeral REST port: tests and benches run workers side by side
 json.dump(w, open(sys.argv[2], "w"), indent=1)
 PYEOF

@@ -11,8 +11,11 @@ mkdir -p data
 rm -f data/example.jsonl data/standalone.offsets
 echo "Sluice example pipeline: source-counter -> Kafka (embedded) -> sink-file"
 echo "  records land in data/example.jsonl; progress every 5 s; Ctrl-C to stop"
+# The REST API listens on REST_PORT (default: any free port, logged at
+# start), so `make run` never takes 8083 from another worker or test.
+jq --argjson port "${REST_PORT:-0}" '. + {"rest.port": $port}' conf/worker.json >data/worker.json
 trap : INT   # the worker handles Ctrl-C; this script prints the summary after
-"$BUILD/sluice" standalone conf/worker.json conf/connectors/example-counter.json \
+"$BUILD/sluice" standalone data/worker.json conf/connectors/example-counter.json \
   conf/connectors/example-file.json
 rc=$?
 trap - INT

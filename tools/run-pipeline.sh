@@ -150,13 +150,16 @@ else
 fi
 export SLUICE_METRICS_FILE=$RUN/metrics.prom SLUICE_OFFSETS_FILE=$RUN/offsets.json
 export SLUICE_STATUS_INTERVAL_MS=1000 SLUICE_PLUGIN_PATH=$BUILD/plugins
+# The REST API (Kafka Connect's endpoints) on SLUICE_REST_PORT (8083; 0 = any
+# free port); connectors added over it are kept in the run directory.
+export SLUICE_REST_PORT_FILE=$RUN/rest.port SLUICE_CONFIG_STORAGE_FILE=$RUN/connectors.json
 say "Sluice pipeline: Finnhub trades -> Kafka topic '$TOPIC' -> Snowflake"
 say "  feed:      $FINNHUB_WHAT"
 say "  Kafka:     $KAFKA_WHAT"
 say "  Snowflake: $SNOWFLAKE_WHAT"
 say "  tables:    $DETAILED (every trade)$([ $HAS_SUMMARY = 1 ] && echo ", $SUMMARY (windows, upsert)" ||
   echo "; the summary table needs the transform-window plugin (not built)")"
-say "  worker log: $RUN/worker.log; Ctrl-C to stop"
+say "  worker log: $RUN/worker.log; REST API on 127.0.0.1:${SLUICE_REST_PORT:-8083} (curl .../connectors?expand=status); Ctrl-C to stop"
 "$BUILD/sluice" standalone conf/worker.json "${CONNECTORS[@]}" 2>"$RUN/worker.log" &
 WORKER=$!
 

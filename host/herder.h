@@ -1,0 +1,68 @@
+/*
+ * herder.h - what the REST API asks of a worker, as Kafka Connect's Herder:
+ * list, get, create, put/patch config, delete, pause, resume, stop, restart,
+ * statuses, offsets. Every verb answers an HTTP status and sets *out to a
+ * JSON body (NULL for none; the caller json_decref()s it). Errors are
+ * {"error_code": <status>, "message": "..."}.
+ *
+ * An ops table so that a distributed herder (configs in Kafka) can replace
+ * the standalone one (configs in a local file) behind the same REST layer.
+ * Secrets: a value of a key a plugin declares SECRET is never answered in
+ * clear: the ${provider:...} reference the user gave, else "[hidden]".
+ */
+#ifndef SLUICE_HOST_HERDER_H
+#define SLUICE_HOST_HERDER_H
+
+#include <jansson.h>
+#include "worker.h"
+
+typedef struct sl_herder sl_herder_t;
+
+typedef struct sl_herder_ops {
+    /* GET /connectors (expand: status and/or info) */
+    int (*list)(sl_herder_t *h, int expand_status, int expand_info, json_t **out);
+    /* POST /connectors {"name", "config"} */
+    int (*create)(sl_herder_t *h, const json_t *body, json_t **out);
+    int (*info)(sl_herder_t *h, const char *name, json_t **out);
+    int (*get_config)(sl_herder_t *h, const char *name, json_t **out);
+    /* PUT: creates (201) or replaces (200); PATCH: merges, null removes a key */
+    int (*put_config)(sl_herder_t *h, const char *name, const json_t *config, json_t **out);
+    int (*patch_config)(sl_herder_t *h, const char *name, const json_t *patch, json_t **out);
+    int (*remove)(sl_herder_t *h, const char *name, json_t **out);
+    int (*set_target)(sl_herder_t *h, const char *name, sl_target_t target, json_t **out);
+    int (*restart)(sl_herder_t *h, const char *name, int include_tasks, int only_failed,
+                   json_t **out);
+    int (*status)(sl_herder_t *h, const char *name, json_t **out);
+    int (*tasks)(sl_herder_t *h, const char *name, json_t **out);
+    int (*task_status)(sl_herder_t *h, const char *name, int task, json_t **out);
+    int (*task_restart)(sl_herder_t *h, const char *name, int task, json_t **out);
+    int (*topics)(sl_herder_t *h, const char *name, int reset, json_t **out);
+    int (*offsets)(sl_herder_t *h, const char *name, json_t **out);
+    /* PATCH (body) or DELETE (body NULL) the offsets of a STOPPED connector */
+    int (*alter_offsets)(sl_herder_t *h, const char *name, const json_t *body, json_t **out);
+    int (*plugins)(sl_herder_t *h, int connectors_only, json_t **out);
+    int (*validate)(sl_herder_t *h, const char *plugin, const json_t *config, json_t **out);
+    /* "host:port" of the REST API serving this worker, for statuses; called
+     * once, before the first request (copied) */
+    void (*set_worker_id)(sl_herder_t *h, const char *worker_id);
+    void (*free)(sl_herder_t *h);
+} sl_herder_ops_t;
+
+struct sl_herder {
+    const sl_herder_ops_t *ops;
+};
+
+/**
+ * The standalone herder over worker w (not owned). storage_file
+ * (config.storage.file.filename; NULL = none) holds the connectors
+ * submitted over REST: they are loaded into w now (a name w already has, from
+ * a connector file, wins) and the file is rewritten (mode 0600) on each
+ * change. NULL with err when the file exists but cannot be read.
+ */
+sl_herder_t *sl_standalone_herder_new(sl_worker_t *w, const char *storage_file, char *err,
+                                      size_t errlen);
+
+/** {"error_code": status, "message": printf(fmt)}; returns status. */
+int sl_herder_error(json_t **out, int status, const char *fmt, ...) SLUICE_PRINTF(3, 4);
+
+#endif
