@@ -113,6 +113,7 @@ JSON
 }
 conn "$T/win.json" win trades TRADES_SUMMARY ', "errors.deadletterqueue.topic.name": "trades.late", "errors.deadletterqueue.context.headers.enable": "true"'
 conn "$T/quiet.json" quiet quiet QUIET_SUMMARY ', "transforms.w.window.idle.timeout.ms": "1000"'
+conn "$T/badschema.json" badschema quiet BAD_SUMMARY ', "transforms.w.window.output.schema": "trades"'
 worker_conf "$T/w1.json"
 # a short session: the killed worker's partitions come back sooner
 sed -i "s|\"bootstrap.servers\": \"embedded\"|\"bootstrap.servers\": \"$BS\"|; s|\"consumer.session.timeout.ms\": 6000|\"consumer.session.timeout.ms\": 3000|; s|\"consumer.heartbeat.interval.ms\": 500|\"consumer.heartbeat.interval.ms\": 300|" "$T/w1.json"
@@ -156,9 +157,11 @@ PYEOF
 
 # --- 1. first chunk, kill -9 mid-window ------------------------------------------
 produce 0
-start_bg "$SLUICE" standalone "$T/w1.json" "$T/win.json" "$T/quiet.json" 2>"$T/run1.log"
+start_bg "$SLUICE" standalone "$T/w1.json" "$T/win.json" "$T/quiet.json" "$T/badschema.json" 2>"$T/run1.log"
 W1=$LAST_PID
 check "results reach the table" wait_for 30 has_rows
+check "an output schema without the result fields: the task fails, naming the key and the field" \
+  grep -q "badschema/0 is FAILED: .*config 'window.output.schema': schema trades has no field window_start" "$T/run1.log"
 kill -KILL $W1; wait $W1 2>/dev/null
 echo "# killed with $(rows) rows in the table"
 

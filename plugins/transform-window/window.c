@@ -147,7 +147,8 @@ static sluice_err_t w_start(sluice_task_t *task, void **state) {
                                          "max_price", "first_price", "last_price", "mean_price",
                                          "price_volume_multiply"};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        if (!is_record(s->out) || !avro_schema_record_field_get(s->out, fields[i])) {
+        /* avro_schema_record_field_get() does not say NULL for a missing name */
+        if (!is_record(s->out) || avro_schema_record_field_get_index(s->out, fields[i]) < 0) {
             host->set_error(task, "config 'window.output.schema': schema %s has no field %s "
                                   "(see schemas/trades_summary.avsc)", oname, fields[i]);
             wfree(s);
