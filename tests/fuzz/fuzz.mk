@@ -7,7 +7,8 @@ FUZZ_BUILD  ?= build-fuzz
 FUZZ_TIME   ?= 120
 FUZZ_FLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Ihost \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-               -DSLUICE_VERSION=\"$(shell cat VERSION)\" -DSLUICE_SCHEMAS_DIR=\"$(CURDIR)/schemas\"
+               -DSLUICE_VERSION=\"$(shell cat VERSION)\" -DSLUICE_SCHEMAS_DIR=\"$(CURDIR)/schemas\" \
+               -DSLUICE_PLUGIN_DIR=\"$(CURDIR)/build/plugins\"
 FUZZ_TARGETS := $(notdir $(basename $(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 # What each target compiles in besides itself, and the packages it links.
@@ -18,10 +19,14 @@ FUZZ_HOST_OBJS := $(HOST_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_SRCS_fuzz_config  := $(FUZZ_HOST_OBJS)
 FUZZ_PKGS_fuzz_config  := $(HOST_PKGS)
 FUZZ_SRCS_fuzz_avro    := $(FUZZ_HOST_OBJS)
+FUZZ_SRCS_fuzz_rest    := $(FUZZ_HOST_OBJS)
+FUZZ_PKGS_fuzz_rest    := $(HOST_PKGS)
 FUZZ_PKGS_fuzz_avro    := $(HOST_PKGS)
 
 .PHONY: fuzz fuzz-build
+# fuzz_rest loads the plugins of the normal build (build/plugins).
 fuzz-build: $(FUZZ_BINS)
+$(FUZZ_BUILD)/fuzz_rest: $(PLUGINS:%=build/plugins/%.so)
 
 $(FUZZ_BUILD)/obj/%.o: %.c $(wildcard include/sluice/*.h host/*.h)
 	@mkdir -p $(dir $@)
