@@ -491,6 +491,26 @@ static void test_record_timestamp(void **st) {
     api()->record_free(r);
 }
 
+/* ABI 1.1: a transform gives a new record the Kafka position of an input. */
+static void test_record_kafka_position(void **st) {
+    (void)st;
+    const sluice_host_api_t *h = api();
+    assert_true(SLUICE_HOST_HAS(h, record_set_kafka_position));
+    sluice_record_t *r = h->record_new(NULL);
+    assert_int_equal(h->record_partition(r), -1);
+    assert_int_equal(h->record_offset(r), -1);
+    assert_int_equal(h->record_set_kafka_position(r, "trades", 2, 41), SLUICE_OK);
+    assert_string_equal(h->record_topic(r), "trades");
+    assert_int_equal(h->record_partition(r), 2);
+    assert_int_equal(h->record_offset(r), 41);
+    assert_int_equal(h->record_set_kafka_position(r, NULL, 0, 1), SLUICE_ERR_INVALID_ARG);
+    assert_int_equal(h->record_set_kafka_position(r, "t", -1, 1), SLUICE_ERR_INVALID_ARG);
+    assert_int_equal(h->record_set_kafka_position(r, "t", 0, -1), SLUICE_ERR_INVALID_ARG);
+    assert_int_equal(h->record_set_kafka_position(NULL, "t", 0, 1), SLUICE_ERR_INVALID_ARG);
+    assert_int_equal(h->record_offset(r), 41); /* unchanged */
+    h->record_free(r);
+}
+
 static void test_record_invalid_args(void **st) {
     (void)st;
     const sluice_host_api_t *h = api();
@@ -2106,6 +2126,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_record_source_position),
         cmocka_unit_test(test_record_source_position_must_parse), /* regression */
         cmocka_unit_test(test_record_timestamp),
+        cmocka_unit_test(test_record_kafka_position),
         cmocka_unit_test(test_record_invalid_args),
         /* converters */
         cmocka_unit_test_setup_teardown(test_converter_avro_raw_roundtrip, conv_setup,

@@ -16,14 +16,20 @@
 #            websocket server, token made at run time), vs kcat -P producing
 #            the very records the worker wrote (dumped with kcat -C: key +
 #            raw Avro value) with the produce row's settings.
+#   window   WN trades (one symbol per partition, event time in order, a
+#            far-future sentinel per partition that closes the last window)
+#            through sink-file with transform-window (10 s tumbling windows on
+#            trade_time) vs the same sink-file pipeline without the transform,
+#            on the same topic: records in per second, as a ratio.
 #   pipeline the Finnhub -> Kafka -> Snowflake pipeline with the shipped
-#            configs: source, detailed sink, end to end, latency and peak
+#            configs: source, each sink, end to end, latencies and peak
 #            RSS against kcat on the same broker (tools/bench-pipeline.sh,
 #            sourced from here; see there).
 #
 # BENCH_PHASES=<comma list> runs only those phases (default all:
-# produce,consume,finnhub,pipeline). BENCH_N=<records> (default 500000) changes N; BENCH_FINNHUB_N (default
-# 200000) the finnhub phase's FN; BENCH_POLL=<seconds> the
+# produce,consume,finnhub,window,pipeline). BENCH_N=<records> (default 500000)
+# changes N; BENCH_FINNHUB_N (default 200000) the finnhub phase's FN;
+# BENCH_WINDOW_N (default 100000) the window phase's WN; BENCH_POLL=<seconds> the
 # sampling interval (default 0.05). Every wait is bounded (BENCH_LIMIT, 120 s);
 # every process is killed and the temp dir removed on every exit path.
 #
@@ -67,12 +73,13 @@ REPLAY=$BUILD/tools/finnhub-replay
 N=${BENCH_N:-500000}
 FN=${BENCH_FINNHUB_N:-200000}
 POLL=${BENCH_POLL:-0.05}
+WN=${BENCH_WINDOW_N:-100000}
 LIMIT=${BENCH_LIMIT:-120}
-PHASES=${BENCH_PHASES:-produce,consume,finnhub,pipeline}
+PHASES=${BENCH_PHASES:-produce,consume,finnhub,window,pipeline}
 phase() { [[ ",$PHASES," == *",$1,"* ]]; }
 for ph in ${PHASES//,/ }; do
-  case $ph in produce | consume | finnhub | pipeline) ;;
-  *) echo "bench: unknown phase '$ph' in BENCH_PHASES (produce, consume, finnhub, pipeline)" >&2; exit 1 ;; esac
+  case $ph in produce | consume | finnhub | window | pipeline) ;;
+  *) echo "bench: unknown phase '$ph' in BENCH_PHASES (produce, consume, finnhub, window, pipeline)" >&2; exit 1 ;; esac
 done
 PIPE_LINES=()
 CORES=$(nproc 2>/dev/null || echo '?')
@@ -83,6 +90,8 @@ case $N in '' | *[!0-9]*) die "BENCH_N must be a positive integer, not '$N'" ;; 
 [ "$N" -ge 100 ] || die "BENCH_N must be at least 100"
 case $FN in '' | *[!0-9]*) die "BENCH_FINNHUB_N must be a positive integer, not '$FN'" ;; esac
 [ "$FN" -ge 100 ] || die "BENCH_FINNHUB_N must be at least 100"
+case $WN in '' | *[!0-9]*) die "BENCH_WINDOW_N must be a positive integer, not '$WN'" ;; esac
+[ "$WN" -ge 100 ] || die "BENCH_WINDOW_N must be at least 100"
 command -v kcat >/dev/null || die "kcat not found (make deps installs it)"
 [ -x "$SLUICE" ] && [ -x "$EMBEDDED" ] && [ -x "$REPLAY" ] || die "$SLUICE, $EMBEDDED or $REPLAY missing (run make)"
 
@@ -119,7 +128,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 tail_log() { echo "--- last lines of $1:" >&2; tail -n 15 "$1" >&2; }
 
 # --- the cluster -------------------------------------------------------------
-TOPICS=(kcat s1j s2j s1a s2a fh fhk pipe pipek e2e lat)
+TOPICS=(kcat s1j s2j s1a s2a fh fhk win pipe pipek e2e lat)
 targs=(); for t in "${TOPICS[@]}"; do targs+=(--topic "bench.$t:$P"); done
 "$EMBEDDED" --brokers 3 "${targs[@]}" --bootstrap-file "$T/bootstrap" >"$T/embedded.log" 2>&1 &
 EMB=$!; PIDS+=($EMB)
@@ -293,17 +302,6 @@ done
 
 fi # produce
 
-if phase consume; then # consume
-# --- consume: kcat ----------------------------------------------------------------
-t0=$(now)
-{ time timeout --foreground "$LIMIT" kcat -C -b "$BS" -t bench.kcat -o beginning -e -q -f 'x' 2>"$T/kcat-c.err" >"$T/kcat-c.out"; } \
-  2>"$T/kcat-c.time" || { cat "$T/kcat-c.err" >&2; die "kcat -C failed"; }
-t1=$(now)
-got=$(wc -c <"$T/kcat-c.out")
-[ "$got" -eq "$N" ] || die "kcat consumed $got records, not $N"
-KC_WALL=$(fsub "$t1" "$t0"); KC_RATE=$(rate "$N" "$KC_WALL")
-row consume kcat "${KC_WALL}s" "$KC_RATE" 1.00 - - - "$(awk '{ printf "%.2f", $1 + $2 }' "$T/kcat-c.time")s" -
-
 # COUNT := lines in $SINK_FILE, counting only what was appended since last time.
 OFF=0; LINES=0
 file_lines() {
@@ -316,6 +314,18 @@ file_lines() {
   COUNT=$LINES
 }
 file_bytes() { COUNT=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0); }
+
+if phase consume; then # consume
+# --- consume: kcat ----------------------------------------------------------------
+t0=$(now)
+{ time timeout --foreground "$LIMIT" kcat -C -b "$BS" -t bench.kcat -o beginning -e -q -f 'x' 2>"$T/kcat-c.err" >"$T/kcat-c.out"; } \
+  2>"$T/kcat-c.time" || { cat "$T/kcat-c.err" >&2; die "kcat -C failed"; }
+t1=$(now)
+got=$(wc -c <"$T/kcat-c.out")
+[ "$got" -eq "$N" ] || die "kcat consumed $got records, not $N"
+KC_WALL=$(fsub "$t1" "$t0"); KC_RATE=$(rate "$N" "$KC_WALL")
+row consume kcat "${KC_WALL}s" "$KC_RATE" 1.00 - - - "$(awk '{ printf "%.2f", $1 + $2 }' "$T/kcat-c.time")s" -
+
 
 # --- consume: kcat as a group member ---------------------------------------------
 # The sink is a consumer-group member (join, cooperative-sticky assignment);
@@ -430,6 +440,79 @@ row finnhub "sluice source-finnhub avro" "${FH_ROW[0]}" "$FH_RATE" "$(ratio "$FH
 
 fi # finnhub
 
+if phase window; then # window
+# --- window: sink-file with and without transform-window ----------------------------
+# WN trades, symbol i on partition i (P symbols), event time in order, 20 ms
+# apart per symbol, then one sentinel per partition 1 h later: every window
+# but the sentinel's closes, each by a record of its own (one symbol per
+# partition, tumbling), so every result has an offset of its own and
+# sink-file (which skips offsets it wrote) keeps them all: the file ends
+# with exactly RESULTS lines.
+cp "$ROOT/schemas/trades_summary.avsc" "$ROOT/schemas/trades.avsc" "$T/schemas/"
+[ -n "${DELIM:-}" ] || DELIM="~sluice-bench-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')~"
+RESULTS=$(/usr/bin/python3 - "$ROOT/schemas/trades.avsc" "$T" "$DELIM" "$WN" "$P" <<'PYEOF'
+import io, sys, datetime, avro.schema, avro.io
+schema = avro.schema.parse(open(sys.argv[1]).read())
+T, delim, n, parts = sys.argv[2], sys.argv[3].encode(), int(sys.argv[4]), int(sys.argv[5])
+E = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+w = avro.io.DatumWriter(schema)
+windows = set()
+files = [open("%s/win-%d.dump" % (T, p), "wb") for p in range(parts)]
+def put(p, sym, ms, i):
+    buf = io.BytesIO()
+    w.write({"symbol": sym, "price": 100 + (i * 7919 % 1000) / 100.0, "volume": 1 + i % 5,
+             "trade_time": E + datetime.timedelta(milliseconds=ms), "conditions": None,
+             "ingest_time": E, "trade_id": str(i)}, avro.io.BinaryEncoder(buf))
+    files[p].write(sym.encode() + b"\t" + buf.getvalue() + delim)
+for i in range(n):
+    p = i % parts
+    ms = 1700000000000 + (i // parts) * 20
+    put(p, "SYM%d" % p, ms, i)
+    windows.add((p, ms // 10000))
+for p in range(parts):
+    put(p, "SYM%d" % p, 1700000000000 + 3600000 + n * 20, n + p)
+print(len(windows))
+PYEOF
+) || die "generating the window phase's trades failed"
+for ((p = 0; p < P; p++)); do
+  kcat -P -b "$BS" -t bench.win -p $p -K '\t' -D "$DELIM" -X linger.ms=5 -X batch.num.messages=10000 \
+    <"$T/win-$p.dump" 2>>"$T/win-produce.err" || die "kcat -P to bench.win failed"
+done
+WIN_IN=$((WN + P))
+hwm bench.win
+[ "$COUNT" -eq "$WIN_IN" ] || die "bench.win holds $COUNT records, not $WIN_IN"
+for name in win-plain win-window; do
+  SINK_FILE=$T/$name.jsonl; OFF=0; LINES=0
+  worker_conf "$T/w-$name.json" "$T/offsets-$name.json"
+  extra=; want=$WIN_IN
+  if [ $name = win-window ]; then
+    want=$RESULTS
+    extra=', "transforms": "w", "transforms.w.type": "transform-window", "transforms.w.window.size.ms": "10000", "transforms.w.window.time.field": "trade_time"'
+  fi
+  cat >"$T/$name.json" <<JSON
+{"name": "$name", "config": {"connector.class": "sink-file", "tasks.max": "1",
+ "topics": "bench.win", "file": "$SINK_FILE", "fsync": "false", "offset.flush.interval.ms": 100,
+ "value.converter": "avro", "value.converter.schema": "trades"$extra}}
+JSON
+  run_worker "window $name" "$T/$name.log" file_lines "$want" "$T/w-$name.json" "$T/$name.json"
+  lines=$(wc -l <"$SINK_FILE")
+  [ "$lines" -eq "$want" ] || die "$name: $lines lines in the file after the stop, expected $want"
+  # the clock runs until the last line: for the window, the sentinel's results
+  if [ $name = win-plain ]; then
+    WP_RATE=$(rate "$WIN_IN" "$WALL"); WP_STEADY=$STEADY
+    row window "sluice sink-file avro" "${WALL}s" "$WP_RATE" 1.00 "$STEADY" - "${STARTUP}s" "${CPU}s" "$RSS"
+  else
+    # steady: records in from the first result line to the last (results trail the input)
+    WW_RATE=$(rate "$WIN_IN" "$WALL")
+    row window "sink-file + transform-window" "${WALL}s" "$WW_RATE" "$(ratio "$WW_RATE" "$WP_RATE")" \
+      - - "${STARTUP}s" "${CPU}s" "$RSS"
+  fi
+done
+grep -q '"window_start"' "$T/win-window.jsonl" || die "win-window: no trades_summary records in the file"
+NOTES+=("window: $WIN_IN trades in ($P symbols, one per partition), $RESULTS window results out; rec/s = trades in per second until the last line (the plain sink's steady rate: $WP_STEADY/s); ratio = over the plain sink-file row in the same run")
+
+fi # window
+
 if phase pipeline; then # the Finnhub -> Kafka -> Snowflake pipeline
   . "$ROOT/tools/bench-pipeline.sh"
 fi # pipeline
@@ -443,7 +526,8 @@ echo "startup of group members (kcat -G, sinks) is mostly the group join (~3 s o
 echo "broker); cpu = the process's user+sys, brokers not included; the counter keys records by"
 echo "task, so 1 task writes 1 partition. finnhub: the sluice row's clock includes the"
 echo "websocket connect and subscribe; the kcat row produces the worker's own records (key +"
-echo "Avro value) from a file, so it has no feed to wait for."
+echo "Avro value) from a file, so it has no feed to wait for. window: ratio over the plain"
+echo "sink-file row (same topic, same records)."
 fi
 for l in "${PIPE_LINES[@]:-}"; do [ -n "$l" ] && echo "$l"; done
 for n in "${NOTES[@]:-}"; do [ -n "$n" ] && echo "note: $n"; done

@@ -17,6 +17,9 @@
  *    (same requestId, retry=true) is not run twice;
  *  - pre_commit() flushes and reports per partition only the offsets whose
  *    rows Snowflake committed.
+ *  - upsert mode (snowflake.upsert.keys) is idempotent by itself: open()
+ *    keeps the group's committed offset and put() takes every row, so a
+ *    windowing transform can replay from the offset it committed.
  *
  * Files: sf_core.c (pure: names, key, JWT, layout, SQL text), sf_api.c (the
  * HTTP client), this file (the task).
@@ -908,8 +911,9 @@ static sluice_err_t sf_open(void *state, sluice_task_t *task, sluice_topic_parti
              * committed offset on (not MAX(KAFKA_OFFSET)+1) to rebuild its
              * open windows. Take everything the consumer hands over. */
             p->next = SLUICE_OFFSET_UNSET;
-            host->log(task, SLUICE_LOG_INFO, "%s[%d]: upsert into %s from the committed offset",
-                      parts[i].topic, parts[i].partition, t->name);
+            host->log(task, SLUICE_LOG_INFO,
+                      "%s[%d]: upsert into %s from the committed offset (%" PRId64 ")",
+                      parts[i].topic, parts[i].partition, t->name, parts[i].offset);
             continue;
         }
         int64_t max = -1;
