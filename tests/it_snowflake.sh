@@ -15,27 +15,9 @@
 # The key is generated here (encrypted PKCS#8, random passphrase) and given
 # through ${file:...} and ${env:...}; neither appears in any log.
 . "$(dirname "$0")/lib.sh"
-PY=/usr/bin/python3 # Debian's, where python3-avro lives
-EMU=$BUILD/tools/snowflake-emulator
-
-# --- keys --------------------------------------------------------------------
-KEYPASS=$(openssl rand -hex 16)
-openssl genrsa 2048 2>/dev/null | openssl pkcs8 -topk8 -v2 des3 -passout "pass:$KEYPASS" -out "$T/key.p8"
-openssl pkey -in "$T/key.p8" -passin "pass:$KEYPASS" -pubout -out "$T/key.pub" 2>/dev/null
-openssl genrsa 2048 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out "$T/other.p8"
-check "keys generated" test -s "$T/key.p8" -a -s "$T/key.pub" -a -s "$T/other.p8"
-export SF_PASS="$KEYPASS"
+. "$(dirname "$0")/sf_lib.sh"
 # the base64 body of the key without its header lines (the Kafka connector's form)
 export SF_KEY_BODY="$(grep -v -- '-----' "$T/key.p8" | tr -d '\n')"
-
-emulator() { # name, extra args...
-  local name=$1; shift
-  start_bg "$EMU" serve --port 0 --port-file "$T/$name.url" --db "$T/$name.sqlite" \
-    --account MYORG-ACCT --user LOADER --public-key "$T/key.pub" --log-file "$T/$name-emu.log" "$@" >"$T/$name-emu.out" 2>&1
-  wait_for 10 test -s "$T/$name.url"
-}
-q() { "$EMU" query --db "$T/$1.sqlite" --database SLUICE --schema PUBLIC "$2" 2>>"$T/query.err" | tail -n +2; }
-rows() { q "$1" "SELECT COUNT(*) FROM $2" 2>/dev/null | head -1; }
 
 check "emulator (plain) starts" emulator good
 check "emulator (flaky: 30% 503, latency, dropped answers) starts" emulator flaky \
@@ -96,7 +78,6 @@ sink "$T/mixed.json" mixed async mixed ', "snowflake.account.name": "myorg-acct"
 start_bg "$SLUICE" standalone "$T/worker.json" "$T/src.json" "$T/good.json" "$T/flaky.json" \
   "$T/badkey.json" "$T/badacct.json" "$T/noacct.json" "$T/upsert.json" "$T/content.json" "$T/mixed.json" 2>"$T/run1.log"
 W=$LAST_PID
-rows_are() { [ "$(rows "$1" "$2")" = "$3" ]; }
 check "all 4000 records are rows of COUNTS" wait_for 40 rows_are good COUNTS 4000
 check "wrong key: the task fails with a clear reason" wait_for 20 grep -q \
   "task badkey/0 is FAILED: .*authentication refused (.*HTTP 401.*check snowflake.url.name" "$T/run1.log"
@@ -130,46 +111,7 @@ check "bad record: it is in the dead-letter queue with the reason" bash -c \
 q good "SELECT KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET, KAFKA_KEY, TASK, N, TS, KAFKA_TIMESTAMP FROM COUNTS" >"$T/rows.tsv"
 q flaky "SELECT KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET, KAFKA_KEY, TASK, N, TS, KAFKA_TIMESTAMP FROM FLAKY_COUNTS" >"$T/flaky.tsv"
 compare() { # rows file, topic, partitions
-  $PY - "$ROOT/schemas/counter.avsc" "$BS" "$1" "$2" "$3" <<'PYEOF'
-import io, subprocess, sys, datetime, avro.schema, avro.io
-schema = avro.schema.parse(open(sys.argv[1]).read())
-bs, rows_file, topic, nparts = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-def ts_ms(text):  # the emulator's rendering of a TIMESTAMP_NTZ, as epoch ms
-    t = text.strip()
-    try:
-        if "." in t and t.replace(".", "", 1).isdigit(): return round(float(t) * 1000)
-        v = int(t)
-        return v // 1000000 if abs(v) > 10**15 else v
-    except ValueError:
-        t = t.replace("T", " ").rstrip("Z")
-        d, _, frac = t.partition(".")
-        dt = datetime.datetime.strptime(d, "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
-        return int(dt.timestamp()) * 1000 + int((frac + "000")[:3])
-kafka = {}
-for p in range(nparts):
-    out = subprocess.run(["kcat", "-b", bs, "-C", "-t", topic, "-p", str(p), "-o", "beginning",
-                          "-e", "-q", "-f", "%k %o %T %S\n%s"], capture_output=True).stdout
-    while out:
-        header, _, rest = out.partition(b"\n")
-        key, off, ts, size = header.split(b" ")
-        value, out = rest[:int(size)], rest[int(size):]
-        rec = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(value)))
-        t = rec["ts"]  # python3-avro gives timestamp-millis as a datetime
-        t = round(t.timestamp() * 1000) if isinstance(t, datetime.datetime) else t
-        kafka[(p, int(off))] = (key.decode(), rec["task"], rec["n"], t, int(ts))
-rows = {}
-for line in open(rows_file):
-    f = line.rstrip("\n").split("\t")
-    k = (int(f[1]), int(f[2]))
-    assert k not in rows, "row twice: %s" % (k,)
-    assert f[0] == topic, f
-    rows[k] = (f[3], int(f[4]), int(f[5]), ts_ms(f[6]), ts_ms(f[7]))
-missing = set(kafka) - set(rows); extra = set(rows) - set(kafka)
-assert not missing and not extra, "missing %d, extra %d" % (len(missing), len(extra))
-bad = [k for k in kafka if kafka[k] != rows[k]]
-assert not bad, "differ at %s: kafka %s, row %s" % (bad[0], kafka[bad[0]], rows[bad[0]])
-print("# %d records = %d rows, field by field" % (len(kafka), len(rows)))
-PYEOF
+  $PY "$ROOT/tests/sf_compare.py" "$ROOT/schemas/counter.avsc" "$BS" "$1" "$2" "$3"
 }
 check "every Kafka record is its row, field by field (key, task, n, ts, timestamp)" compare "$T/rows.tsv" counts 3
 check "flaky: every Kafka record is its row, once, field by field" compare "$T/flaky.tsv" counts 3
@@ -215,9 +157,5 @@ for p in 0 1; do
 done
 
 # --- secrets ------------------------------------------------------------------
-check "the passphrase is in no log" bash -c "! grep -rF -- '$KEYPASS' $T/*.log"
-line=$(sed -n 5p "$T/key.p8")
-check "the key is in no log" bash -c "! grep -rF -- '$line' $T/*.log"
-check "no JWT in any log" bash -c "! grep -rE 'eyJ[A-Za-z0-9_-]{20,}\.' $T/*.log"
-check "no sanitizer reports" bash -c "! grep -lE 'AddressSanitizer|runtime error|LeakSanitizer' $T/*.log"
+check_no_secrets
 finish

@@ -549,6 +549,83 @@ static void test_layout_content_and_bindings(void **st) {
     sf_layout_free(&l);
 }
 
+/* Snowpipe Streaming rows: each type as the REST API reads it. */
+static void test_row_ndjson(void **st) {
+    (void)st;
+    avro_schema_t s = parse(TRADES_AVSC);
+    sf_layout_t l;
+    char err[300];
+    assert_int_equal(sf_layout_build(s, TRADES_AVSC, NULL, &l, err, sizeof(err)), 0);
+    char *vals[32] = {0};
+    assert_true(l.ncols <= 32);
+    for (size_t i = 0; i < l.ncols; i++) {
+        switch (l.cols[i].type) {
+        case SF_TEXT: vals[i] = "AAPL \"q\"\n"; break;
+        case SF_FIXED: vals[i] = "-42"; break;
+        case SF_REAL: vals[i] = "187.25"; break;
+        case SF_BOOLEAN: vals[i] = "true"; break;
+        case SF_TIMESTAMP_NTZ: vals[i] = "1700000000123456789"; break;
+        case SF_DATE: vals[i] = "1700000000000"; break;
+        case SF_BINARY: vals[i] = "00FF"; break;
+        case SF_VARIANT: vals[i] = "[\"@\",\"T\"]"; break;
+        }
+    }
+    int ts = -1, txt = -1, var = -1, real = -1;
+    for (size_t i = 0; i < l.ncols; i++) {
+        if (l.cols[i].type == SF_TIMESTAMP_NTZ && ts < 0) ts = (int)i;
+        if (l.cols[i].type == SF_TEXT && txt < 0) txt = (int)i;
+        if (l.cols[i].type == SF_VARIANT && var < 0) var = (int)i;
+        if (l.cols[i].type == SF_REAL && real < 0) real = (int)i;
+    }
+    assert_true(ts >= 0 && txt >= 0 && var >= 0 && real >= 0);
+    char *line = sf_row_ndjson(&l, vals, err, sizeof(err));
+    assert_non_null(line);
+    assert_null(strchr(line, '\n')); /* one line: the newline inside the text is escaped */
+    json_t *j = json_loads(line, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_object_size(j), l.ncols);
+    /* keys in layout order */
+    const char *first = json_object_iter_key(json_object_iter(j));
+    assert_string_equal(first, l.cols[0].name);
+    assert_string_equal(json_string_value(json_object_get(j, l.cols[ts].name)),
+                        "2023-11-14T22:13:20.123456789");
+    assert_string_equal(json_string_value(json_object_get(j, l.cols[txt].name)), "AAPL \"q\"\n");
+    assert_true(json_is_array(json_object_get(j, l.cols[var].name)));
+    assert_true(json_real_value(json_object_get(j, l.cols[real].name)) == 187.25);
+    assert_int_equal(json_integer_value(json_object_get(j, "KAFKA_PARTITION")), -42);
+    json_decref(j);
+    free(line);
+
+    /* NULL, NaN, a timestamp before 1970, a date */
+    sf_layout_t c;
+    assert_int_equal(sf_layout_build(NULL, NULL, NULL, &c, err, sizeof(err)), 0);
+    char *r[] = {"{\"a\":1}", "t", "0", "5", NULL, "-1500000000"};
+    line = sf_row_ndjson(&c, r, err, sizeof(err));
+    assert_string_equal(line, "{\"RECORD_CONTENT\":{\"a\":1},\"KAFKA_TOPIC\":\"t\","
+                              "\"KAFKA_PARTITION\":0,\"KAFKA_OFFSET\":5,\"KAFKA_KEY\":null,"
+                              "\"KAFKA_TIMESTAMP\":\"1969-12-31T23:59:58.500000000\"}");
+    free(line);
+    /* a VARIANT that is not JSON, a timestamp that is not a number: refused, named */
+    char *bad[] = {"{nope", "t", "0", "5", NULL, NULL};
+    assert_null(sf_row_ndjson(&c, bad, err, sizeof(err)));
+    assert_non_null(strstr(err, "RECORD_CONTENT"));
+    char *bad2[] = {"1", "t", "0", "5", NULL, "soon"};
+    assert_null(sf_row_ndjson(&c, bad2, err, sizeof(err)));
+    assert_non_null(strstr(err, "KAFKA_TIMESTAMP"));
+    sf_layout_free(&c);
+    sf_layout_free(&l);
+    avro_schema_decref(s);
+
+    /* FLOAT specials and DATE, on a layout of their own */
+    sf_column_t cols[] = {{.name = "F", .type = SF_REAL}, {.name = "D", .type = SF_DATE},
+                          {.name = "B", .type = SF_BOOLEAN}};
+    sf_layout_t m = {.cols = cols, .ncols = 3};
+    char *fv[] = {"NaN", "86400000", "false"};
+    line = sf_row_ndjson(&m, fv, err, sizeof(err));
+    assert_string_equal(line, "{\"F\":\"NaN\",\"D\":\"1970-01-02\",\"B\":false}");
+    free(line);
+}
+
 static void test_utf8(void **st) {
     (void)st;
     assert_true(sf_utf8_valid("h\xc3\xa9llo", 6));
@@ -570,6 +647,7 @@ int main(void) {
         cmocka_unit_test(test_layout_counter),
         cmocka_unit_test(test_layout_trades),
         cmocka_unit_test(test_layout_content_and_bindings),
+        cmocka_unit_test(test_row_ndjson),
         cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, keys_setup, keys_teardown);

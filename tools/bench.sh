@@ -16,20 +16,29 @@
 #            websocket server, token made at run time), vs kcat -P producing
 #            the very records the worker wrote (dumped with kcat -C: key +
 #            raw Avro value) with the produce row's settings.
+#   snowflake  sink-snowflake writing SN Avro trades (made by finnhub-replay ->
+#            source-finnhub) from Kafka into build/tools/snowflake-emulator,
+#            once with snowflake.ingestion.method=SQL_API and once with
+#            SNOWPIPE_STREAMING (each into a fresh emulator), counted as rows
+#            in the table (committed: visible to a query), vs kcat -C reading
+#            the same topic.
 #   window   WN trades (one symbol per partition, event time in order, a
 #            far-future sentinel per partition that closes the last window)
 #            through sink-file with transform-window (10 s tumbling windows on
 #            trade_time) vs the same sink-file pipeline without the transform,
 #            on the same topic: records in per second, as a ratio.
 #   pipeline the Finnhub -> Kafka -> Snowflake pipeline with the shipped
-#            configs: source, each sink, end to end, latencies and peak
-#            RSS against kcat on the same broker (tools/bench-pipeline.sh,
-#            sourced from here; see there).
+#            configs: source, detailed sink, summary sink, end to end,
+#            latency and peak RSS against kcat on the same broker
+#            (tools/bench-pipeline.sh, sourced from here; see there).
 #
-# BENCH_PHASES=<comma list> runs only those phases (default all:
-# produce,consume,finnhub,window,pipeline). BENCH_N=<records> (default 500000)
-# changes N; BENCH_FINNHUB_N (default 200000) the finnhub phase's FN;
-# BENCH_WINDOW_N (default 100000) the window phase's WN; BENCH_POLL=<seconds> the
+# BENCH_PHASES="produce consume finnhub window snowflake pipeline" (the default;
+# spaces or commas) picks phases
+# (consume needs kcat -P's records from produce: they are made for either).
+# BENCH_N=<records> (default 500000) changes N; BENCH_FINNHUB_N (default
+# 200000) the finnhub phase's FN; BENCH_SNOWFLAKE_N (default 20000) the
+# snowflake phase's SN; BENCH_WINDOW_N (default 100000) the window phase's WN;
+# BENCH_POLL=<seconds> the
 # sampling interval (default 0.05). Every wait is bounded (BENCH_LIMIT, 120 s);
 # every process is killed and the temp dir removed on every exit path.
 #
@@ -70,18 +79,14 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 SLUICE=$BUILD/sluice
 EMBEDDED=$BUILD/tools/kafka-embedded
 REPLAY=$BUILD/tools/finnhub-replay
+EMU=$BUILD/tools/snowflake-emulator
 N=${BENCH_N:-500000}
 FN=${BENCH_FINNHUB_N:-200000}
-POLL=${BENCH_POLL:-0.05}
+SN=${BENCH_SNOWFLAKE_N:-20000}
 WN=${BENCH_WINDOW_N:-100000}
+PHASES=" $(echo "${BENCH_PHASES:-produce consume finnhub window snowflake pipeline}" | tr , ' ') "
+POLL=${BENCH_POLL:-0.05}
 LIMIT=${BENCH_LIMIT:-120}
-PHASES=${BENCH_PHASES:-produce,consume,finnhub,window,pipeline}
-phase() { [[ ",$PHASES," == *",$1,"* ]]; }
-for ph in ${PHASES//,/ }; do
-  case $ph in produce | consume | finnhub | window | pipeline) ;;
-  *) echo "bench: unknown phase '$ph' in BENCH_PHASES (produce, consume, finnhub, window, pipeline)" >&2; exit 1 ;; esac
-done
-PIPE_LINES=()
 CORES=$(nproc 2>/dev/null || echo '?')
 HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
@@ -90,20 +95,25 @@ case $N in '' | *[!0-9]*) die "BENCH_N must be a positive integer, not '$N'" ;; 
 [ "$N" -ge 100 ] || die "BENCH_N must be at least 100"
 case $FN in '' | *[!0-9]*) die "BENCH_FINNHUB_N must be a positive integer, not '$FN'" ;; esac
 [ "$FN" -ge 100 ] || die "BENCH_FINNHUB_N must be at least 100"
+case $SN in '' | *[!0-9]*) die "BENCH_SNOWFLAKE_N must be a positive integer, not '$SN'" ;; esac
+[ "$SN" -ge 100 ] || die "BENCH_SNOWFLAKE_N must be at least 100"
 case $WN in '' | *[!0-9]*) die "BENCH_WINDOW_N must be a positive integer, not '$WN'" ;; esac
-[ "$WN" -ge 100 ] || die "BENCH_WINDOW_N must be at least 100"
+for ph in $PHASES; do
+  case $ph in produce | consume | finnhub | window | snowflake | pipeline) ;; *) die "BENCH_PHASES: no phase '$ph' (produce consume finnhub window snowflake pipeline)" ;; esac
+done
+phase() { [[ $PHASES == *" $1 "* ]]; }
 command -v kcat >/dev/null || die "kcat not found (make deps installs it)"
-[ -x "$SLUICE" ] && [ -x "$EMBEDDED" ] && [ -x "$REPLAY" ] || die "$SLUICE, $EMBEDDED or $REPLAY missing (run make)"
+[ -x "$SLUICE" ] && [ -x "$EMBEDDED" ] && [ -x "$REPLAY" ] && [ -x "$EMU" ] || die "$SLUICE, $EMBEDDED, $REPLAY or $EMU missing (run make)"
 
 # Partitions: keep each partition's share well under the mock broker's
 # ~190k-record log cap, so the consume phase reads every record produced.
 P=8
 [ $((N / P)) -le 100000 ] || P=$(((N + 99999) / 100000))
 # The finnhub records are keyed by symbol (one symbol, one partition): one
-# symbol per 25k trades keeps a partition's share under the cap too, unless
-# many symbols hash to one partition (the dump's count is checked).
+# symbol per 25k trades (finnhub_trades) keeps a partition's share under the
+# cap too, unless many symbols hash to one partition (the dump's count is
+# checked).
 [ $((FN / P)) -le 100000 ] || P=$(((FN + 99999) / 100000))
-NSYM=$(((FN + 24999) / 25000)); [ "$NSYM" -ge 4 ] || NSYM=4
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX") || die "mktemp failed"
 PIDS=()
@@ -128,7 +138,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 tail_log() { echo "--- last lines of $1:" >&2; tail -n 15 "$1" >&2; }
 
 # --- the cluster -------------------------------------------------------------
-TOPICS=(kcat s1j s2j s1a s2a fh fhk win pipe pipek e2e lat)
+TOPICS=(kcat s1j s2j s1a s2a fh fhk win sft pipe pipek e2e lat)
+PIPE_LINES=()
 targs=(); for t in "${TOPICS[@]}"; do targs+=(--topic "bench.$t:$P"); done
 "$EMBEDDED" --brokers 3 "${targs[@]}" --bootstrap-file "$T/bootstrap" >"$T/embedded.log" 2>&1 &
 EMB=$!; PIDS+=($EMB)
@@ -204,8 +215,9 @@ JSON
 
 ROWS=()
 NOTES=()
+TIMEFORMAT='%U %S' # bash's `time`: user and sys seconds
 # row PHASE WHAT WALL_S RATE RATIO STEADY STEADY_RATIO STARTUP_S CPU_S RSS
-row() { ROWS+=("$(printf '%-8s %-30s %7s %9s %6s %9s %6s %7s %6s %8s' "$@")"); }
+row() { ROWS+=("$(printf '%-9s %-34s %7s %9s %6s %9s %6s %7s %6s %8s' "$@")"); }
 rss_of() { awk '/^VmHWM:/ { printf "%.0fMB", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo -; }
 cpu_of() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo -; }
 # last_progress LOG NAME WORD: the count in the last "[progress] NAME: <n> records WORD" line
@@ -231,16 +243,6 @@ run_worker() {
   STEADY=$(rate $((target - C_FIRST)) "$(fsub "$T_END" "$T_FIRST")")
 }
 
-echo "sluice bench (phases $PHASES; N=$N, finnhub FN=$FN, $P partitions, 3 mock brokers, $CORES cores); sampling every ${POLL}s"
-
-# --- produce: kcat -------------------------------------------------------------
-# Same shape as the counter's JSON records; 1000 distinct keys spread them
-# over all partitions.
-if phase produce || phase consume; then
-  awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++)
-    printf "key-%d:{\"task\":0,\"n\":%d,\"ts\":%.0f}\n", i % 1000, i, 1700000000000 + i }' >"$T/records.txt"
-fi
-TIMEFORMAT='%U %S'
 # kcat_produce TOPIC FILE TAG WANT KCAT-ARGS...: kcat -P of FILE with the
 # worker's producer defaults, then checks that WANT records landed in TOPIC.
 # Sets KWALL KRATE KCPU.
@@ -273,14 +275,21 @@ kcat_copy() {
   [ "$got" -eq "$n" ] || die "the dump of $from holds the delimiter $got times, not $n (records aged out of the mock broker's log, or the delimiter is in the data)"
   kcat_produce "$to" "$T/$tag.dump" "kcat-$tag" "$n" -K '\t' -D "$DELIM"
 }
-if phase produce || phase consume; then # kcat produce: the produce baseline, and the records consume reads
+
+echo "sluice bench (N=$N, finnhub FN=$FN, snowflake SN=$SN, $P partitions, 3 mock brokers, $CORES cores; phases:$PHASES); sampling every ${POLL}s"
+
+if phase produce || phase consume; then
+# --- produce: kcat -------------------------------------------------------------
+# Same shape as the counter's JSON records; 1000 distinct keys spread them
+# over all partitions.
+awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++)
+  printf "key-%d:{\"task\":0,\"n\":%d,\"ts\":%.0f}\n", i % 1000, i, 1700000000000 + i }' >"$T/records.txt"
 kcat_produce bench.kcat "$T/records.txt" kcat-p "$N" -K:
 KP_RATE=$KRATE
 row produce kcat "${KWALL}s" "$KP_RATE" 1.00 - - - "${KCPU}s" -
+fi # produce || consume
 
-fi # kcat produce: the produce baseline, and the records consume reads
-
-if phase produce; then # produce
+if phase produce; then
 # --- produce: sluice source-counter -----------------------------------------------
 for spec in 1:json:s1j 2:json:s2j 1:avro:s1a 2:avro:s2a; do
   IFS=: read -r tasks conv topic <<<"$spec"
@@ -299,8 +308,22 @@ JSON
     "$(ratio "$(rate "$target" "$WALL")" "$KP_RATE")" "$STEADY" "$(ratio "$STEADY" "$KP_RATE")" \
     "${STARTUP}s" "${CPU}s" "$RSS"
 done
-
 fi # produce
+
+# kcat_consume TOPIC TAG WANT: kcat -C (assign, no group) of TOPIC from the
+# beginning to its end, one byte per record; checks it read WANT records.
+# Sets KC_WALL KC_RATE KC_CPU.
+kcat_consume() {
+  local topic=$1 tag=$2 want=$3 t0 t1 got
+  t0=$(now)
+  { time timeout --foreground "$LIMIT" kcat -C -b "$BS" -t "$topic" -o beginning -e -q -f 'x' 2>"$T/$tag.err" >"$T/$tag.out"; } \
+    2>"$T/$tag.time" || { cat "$T/$tag.err" >&2; die "kcat -C of $topic failed"; }
+  t1=$(now)
+  got=$(wc -c <"$T/$tag.out")
+  [ "$got" -eq "$want" ] || die "kcat consumed $got records of $topic, not $want"
+  KC_WALL=$(fsub "$t1" "$t0"); KC_RATE=$(rate "$want" "$KC_WALL")
+  KC_CPU=$(awk '{ printf "%.2f", $1 + $2 }' "$T/$tag.time")
+}
 
 # COUNT := lines in $SINK_FILE, counting only what was appended since last time.
 OFF=0; LINES=0
@@ -315,16 +338,10 @@ file_lines() {
 }
 file_bytes() { COUNT=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0); }
 
-if phase consume; then # consume
+if phase consume; then
 # --- consume: kcat ----------------------------------------------------------------
-t0=$(now)
-{ time timeout --foreground "$LIMIT" kcat -C -b "$BS" -t bench.kcat -o beginning -e -q -f 'x' 2>"$T/kcat-c.err" >"$T/kcat-c.out"; } \
-  2>"$T/kcat-c.time" || { cat "$T/kcat-c.err" >&2; die "kcat -C failed"; }
-t1=$(now)
-got=$(wc -c <"$T/kcat-c.out")
-[ "$got" -eq "$N" ] || die "kcat consumed $got records, not $N"
-KC_WALL=$(fsub "$t1" "$t0"); KC_RATE=$(rate "$N" "$KC_WALL")
-row consume kcat "${KC_WALL}s" "$KC_RATE" 1.00 - - - "$(awk '{ printf "%.2f", $1 + $2 }' "$T/kcat-c.time")s" -
+kcat_consume bench.kcat kcat-c "$N"
+row consume kcat "${KC_WALL}s" "$KC_RATE" 1.00 - - - "${KC_CPU}s" -
 
 
 # --- consume: kcat as a group member ---------------------------------------------
@@ -375,40 +392,47 @@ JSON
     "$(ratio "$(rate "$N" "$WALL")" "$KC_RATE")" "$STEADY" "$(ratio "$STEADY" "$KC_RATE")" \
     "${STARTUP}s" "${CPU}s" "$RSS"
 done
-
 fi # consume
 
-if phase finnhub; then # finnhub
-# --- finnhub: sluice source-finnhub -------------------------------------------------
-# finnhub-replay sends FN synthetic trades flat out (--rate 0) to the one
-# client it serves; the worker writes one Avro record per trade, keyed by
-# symbol. The token is made here and reaches the worker through ${env:...}.
-head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/fh.token"
-BENCH_FH_TOKEN=$(cat "$T/fh.token"); export BENCH_FH_TOKEN
-syms=; for ((i = 0; i < NSYM; i++)); do syms+="${syms:+,}BENCH:SYM$i"; done
-"$REPLAY" --token-file "$T/fh.token" --synthetic --seed 7 --rate 0 --count "$FN" --max-symbols "$NSYM" \
-  --port 0 --port-file "$T/fh.port" --log-file "$T/fh-replay.log" >"$T/fh-replay.out" 2>"$T/fh-replay.err" &
-FR=$!; PIDS+=("$FR")
-wait_file "$FR" "$T/fh.port" "$T/fh-replay.err" finnhub-replay
-name=finnhub-fh
-worker_conf "$T/w-fh.json" "$T/offsets-fh.json"
-cat >"$T/$name.json" <<JSON
+# finnhub_trades TAG TOPIC COUNT: finnhub-replay sends COUNT synthetic trades
+# flat out (--rate 0) to the one client it serves, source-finnhub (avro,
+# schema trades) writes one record per trade to TOPIC, keyed by symbol;
+# run_worker measures it (WALL STARTUP STEADY RSS CPU). Checks that the
+# replay sent COUNT and TOPIC holds COUNT. Sets FR_CPU (the replay's cpu).
+# The token is made here and reaches the worker through ${env:...}.
+finnhub_trades() {
+  local tag=$1 topic=$2 count=$3 name=finnhub-$1 nsym syms= i sent acked errors
+  nsym=$(((count + 24999) / 25000)); [ "$nsym" -ge 4 ] || nsym=4
+  head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/$tag.token"
+  BENCH_FH_TOKEN=$(cat "$T/$tag.token"); export BENCH_FH_TOKEN
+  for ((i = 0; i < nsym; i++)); do syms+="${syms:+,}BENCH:SYM$i"; done
+  "$REPLAY" --token-file "$T/$tag.token" --synthetic --seed 7 --rate 0 --count "$count" --max-symbols "$nsym" \
+    --port 0 --port-file "$T/$tag.port" --log-file "$T/$tag-replay.log" >"$T/$tag-replay.out" 2>"$T/$tag-replay.err" &
+  FR=$!; PIDS+=("$FR")
+  wait_file "$FR" "$T/$tag.port" "$T/$tag-replay.err" finnhub-replay
+  worker_conf "$T/w-$tag.json" "$T/offsets-$tag.json"
+  cat >"$T/$name.json" <<JSON
 {"name": "$name", "config": {"connector.class": "source-finnhub", "tasks.max": "1",
- "finnhub.url": "$(cat "$T/fh.port")", "finnhub.token": "\${env:BENCH_FH_TOKEN}", "finnhub.symbols": "$syms",
- "topic": "bench.fh", "value.converter": "avro", "value.converter.schema": "trades"}}
+ "finnhub.url": "$(cat "$T/$tag.port")", "finnhub.token": "\${env:BENCH_FH_TOKEN}", "finnhub.symbols": "$syms",
+ "topic": "$topic", "value.converter": "avro", "value.converter.schema": "trades"}}
 JSON
-cp "$ROOT/schemas/trades.avsc" "$T/schemas/"
-run_worker "finnhub $name" "$T/$name.log" "hwm bench.fh" "$FN" "$T/w-fh.json" "$T/$name.json"
-FR_CPU=$(cpu_of $FR)
-stop $FR
-[ "$STOP_RC" = 0 ] || { tail_log "$T/fh-replay.err"; die "finnhub-replay exited $STOP_RC on SIGTERM"; }
-sent=$(awk '/ trades sent$/ { print $1 }' "$T/fh-replay.out")
-[ "${sent:-}" = "$FN" ] || die "finnhub-replay says it sent '${sent:-?}' trades, not $FN"
-hwm bench.fh
-[ "$COUNT" -eq "$FN" ] || die "bench.fh holds $COUNT records, not $FN"
-read -r acked errors <<<"$(last_progress "$T/$name.log" "$name" "into Kafka")"
-[ "${acked:-}" = "$FN" ] && [ "${errors:-}" = 0 ] ||
-  NOTES+=("$name: the worker's last progress line says '${acked:-?}' acked, '${errors:-?}' errors (expected $FN, 0)")
+  cp "$ROOT/schemas/trades.avsc" "$T/schemas/"
+  run_worker "finnhub $name" "$T/$name.log" "hwm $topic" "$count" "$T/w-$tag.json" "$T/$name.json"
+  FR_CPU=$(cpu_of $FR)
+  stop $FR
+  [ "$STOP_RC" = 0 ] || { tail_log "$T/$tag-replay.err"; die "finnhub-replay exited $STOP_RC on SIGTERM"; }
+  sent=$(awk '/ trades sent$/ { print $1 }' "$T/$tag-replay.out")
+  [ "${sent:-}" = "$count" ] || die "finnhub-replay says it sent '${sent:-?}' trades, not $count"
+  hwm "$topic"
+  [ "$COUNT" -eq "$count" ] || die "$topic holds $COUNT records, not $count"
+  read -r acked errors <<<"$(last_progress "$T/$name.log" "$name" "into Kafka")"
+  [ "${acked:-}" = "$count" ] && [ "${errors:-}" = 0 ] ||
+    NOTES+=("$name: the worker's last progress line says '${acked:-?}' acked, '${errors:-?}' errors (expected $count, 0)")
+}
+
+if phase finnhub; then
+# --- finnhub: sluice source-finnhub -------------------------------------------------
+finnhub_trades fh bench.fh "$FN"
 # The server's own send time: its log's first subscribe to "count reached"
 # (wall-clock ms stamps). It sends only as fast as the worker reads, so a
 # send rate near the worker's with the server's cpu near its send time means
@@ -422,7 +446,11 @@ FH_RATE=$(rate "$FN" "$WALL"); FH_STEADY=$STEADY
 FH_ROW=("${WALL}s" "${STARTUP}s" "${CPU}s" "$RSS")
 
 # --- finnhub: kcat -P of the same records ------------------------------------------
-# The records the worker wrote, key + raw Avro value (see kcat_copy).
+# The records the worker wrote, key + raw Avro value, each followed by a
+# delimiter made now: Avro can hold any byte (tabs, newlines, NUL), so the
+# dump must hold the delimiter exactly once per record. kcat -P splits the
+# key at the first tab (symbols hold none). The delimiter has no regex
+# metacharacter, as awk takes it as RS.
 kcat_copy bench.fh bench.fhk fh "$FN"
 # Byte for byte: the first 1000 re-produced records read back are among the
 # originals, key and value.
@@ -437,10 +465,9 @@ KF_RATE=$KRATE
 row finnhub "kcat (same Avro records)" "${KWALL}s" "$KF_RATE" 1.00 - - - "${KCPU}s" -
 row finnhub "sluice source-finnhub avro" "${FH_ROW[0]}" "$FH_RATE" "$(ratio "$FH_RATE" "$KF_RATE")" \
   "$FH_STEADY" "$(ratio "$FH_STEADY" "$KF_RATE")" "${FH_ROW[1]}" "${FH_ROW[2]}" "${FH_ROW[3]}"
-
 fi # finnhub
 
-if phase window; then # window
+if phase window; then
 # --- window: sink-file with and without transform-window ----------------------------
 # WN trades, symbol i on partition i (P symbols), event time in order, 20 ms
 # apart per symbol, then one sentinel per partition 1 h later: every window
@@ -513,12 +540,62 @@ NOTES+=("window: $WIN_IN trades in ($P symbols, one per partition), $RESULTS win
 
 fi # window
 
+if phase snowflake; then
+# --- snowflake: sink-snowflake into snowflake-emulator ------------------------------
+# SN Avro trades in bench.sft, then kcat -C of them (the reference), then
+# sink-snowflake per ingestion method into its own emulator (SQLite), counted
+# as rows a query sees: for SNOWPIPE_STREAMING that is after the emulator's
+# commit (--commit-delay-ms, default 1000 ms, where Snowflake documents
+# 5-10 s). The key pair is made here.
+finnhub_trades sft bench.sft "$SN"
+kcat_consume bench.sft sft-c "$SN"
+KS_RATE=$KC_RATE
+row snowflake "kcat -C (same topic)" "${KC_WALL}s" "$KS_RATE" 1.00 - - - "${KC_CPU}s" -
+openssl genrsa 2048 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out "$T/sf.p8" 2>/dev/null &&
+  openssl pkey -in "$T/sf.p8" -pubout -out "$T/sf.pub" 2>/dev/null || die "openssl could not make a key pair"
+# COUNT := rows of the table in $SF_DB (unchanged when the query fails)
+sf_rows() {
+  local c
+  c=$("$EMU" query --db "$SF_DB" --database BENCH --schema PUBLIC "SELECT COUNT(*) FROM TRADES" 2>/dev/null | sed -n 2p)
+  case $c in '' | *[!0-9]*) ;; *) COUNT=$c ;; esac
+}
+for method in SQL_API SNOWPIPE_STREAMING; do
+  tag=sf-$method; SF_DB=$T/$tag.sqlite
+  "$EMU" serve --port 0 --port-file "$T/$tag.url" --db "$SF_DB" --account BENCH --user LOADER \
+    --public-key "$T/sf.pub" --log-file "$T/$tag-emu.log" >/dev/null 2>"$T/$tag-emu.err" &
+  EM=$!; PIDS+=($EM)
+  wait_file $EM "$T/$tag.url" "$T/$tag-emu.err" snowflake-emulator
+  worker_conf "$T/w-$tag.json" "$T/offsets-$tag.json"
+  cat >"$T/$tag.json" <<JSON
+{"name": "$tag", "config": {"connector.class": "sink-snowflake", "tasks.max": "1", "topics": "bench.sft",
+ "value.converter": "avro", "value.converter.schema": "trades", "snowflake.ingestion.method": "$method",
+ "snowflake.url.name": "$(cat "$T/$tag.url")", "snowflake.account.name": "bench", "snowflake.user.name": "loader",
+ "snowflake.private.key.file": "$T/sf.p8", "snowflake.database.name": "BENCH", "snowflake.schema.name": "PUBLIC",
+ "snowflake.topic2table.map": "bench.sft:TRADES", "snowflake.schemas.path": "$T/schemas",
+ "snowflake.columns.map": "trade_time:TRADE_TIMESTAMP,conditions:TRADE_CONDITIONS",
+ "buffer.count.records": 10000, "buffer.flush.time": 1}}
+JSON
+  COUNT=0
+  run_worker "snowflake $method" "$T/$tag.log" sf_rows "$SN" "$T/w-$tag.json" "$T/$tag.json"
+  EM_CPU=$(cpu_of $EM)
+  stop $EM
+  read -r n distinct <<<"$("$EMU" query --db "$SF_DB" --database BENCH --schema PUBLIC \
+    "SELECT COUNT(*), COUNT(DISTINCT KAFKA_PARTITION || '-' || KAFKA_OFFSET) FROM TRADES" 2>/dev/null | sed -n 2p)"
+  [ "${n:-}" = "$SN" ] && [ "${distinct:-}" = "$SN" ] ||
+    die "snowflake $method: TRADES holds ${n:-?} rows, ${distinct:-?} distinct offsets, not $SN"
+  row snowflake "sink-snowflake $method" "${WALL}s" "$(rate "$SN" "$WALL")" \
+    "$(ratio "$(rate "$SN" "$WALL")" "$KS_RATE")" "$STEADY" "$(ratio "$STEADY" "$KS_RATE")" \
+    "${STARTUP}s" "${CPU}s" "$RSS"
+  NOTES+=("snowflake $method: emulator cpu ${EM_CPU}s (SQLite; one statement at a time)")
+done
+fi # snowflake
+
 if phase pipeline; then # the Finnhub -> Kafka -> Snowflake pipeline
   . "$ROOT/tools/bench-pipeline.sh"
 fi # pipeline
 
 if [ ${#ROWS[@]} -gt 0 ]; then
-printf '%-8s %-30s %7s %9s %6s %9s %6s %7s %6s %8s\n' "" "" wall rec/s ratio steady ratio startup cpu "peak RSS"
+printf '%-9s %-34s %7s %9s %6s %9s %6s %7s %6s %8s\n' "" "" wall rec/s ratio steady ratio startup cpu "peak RSS"
 for r in "${ROWS[@]}"; do echo "$r"; done
 echo "ratio = rec/s over the first kcat row's rec/s in the same phase (its startup is a few ms,"
 echo "so its wall rate is its steady rate); steady = from the first record seen to the last;"
@@ -526,8 +603,10 @@ echo "startup of group members (kcat -G, sinks) is mostly the group join (~3 s o
 echo "broker); cpu = the process's user+sys, brokers not included; the counter keys records by"
 echo "task, so 1 task writes 1 partition. finnhub: the sluice row's clock includes the"
 echo "websocket connect and subscribe; the kcat row produces the worker's own records (key +"
-echo "Avro value) from a file, so it has no feed to wait for. window: ratio over the plain"
-echo "sink-file row (same topic, same records)."
+echo "Avro value) from a file, so it has no feed to wait for. snowflake: rows counted when a"
+echo "query sees them (streaming: after the emulator's 1 s commit delay); the sink's startup"
+echo "includes the group join, CREATE TABLE and (streaming) token and channel opens. window:"
+echo "ratio over the plain sink-file row (same topic, same records)."
 fi
 for l in "${PIPE_LINES[@]:-}"; do [ -n "$l" ] && echo "$l"; done
 for n in "${NOTES[@]:-}"; do [ -n "$n" ] && echo "note: $n"; done

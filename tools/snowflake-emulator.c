@@ -8,7 +8,7 @@
  *        [--user USER2 --public-key F2.pem]... [--port 0] [--port-file F]
  *        [--fail-rate P --fail-status 429|503] [--seed S] [--latency-ms N]
  *        [--async-after-ms N] [--drop-rate P [--drop-when before|after|random]]
- *        [--commit-delay-ms N] [--log-file F]
+ *        [--commit-delay-ms N] [--faults-streaming on|off] [--log-file F]
  *   snowflake-emulator query --db F.sqlite [--database D --schema S] "SELECT ..."
  *
  * serve prints its URL ("http://127.0.0.1:PORT") on stdout once listening
@@ -37,6 +37,8 @@
  * appended rows are committed --commit-delay-ms (default 1000) later,
  * which is when last_committed_offset_token advances; reopening a channel
  * drops its uncommitted rows and makes older continuation tokens stale.
+ * --faults-streaming on makes --fail-rate / --drop-rate / --latency-ms hit
+ * the channel requests (open, append, status) too.
  *
  * SQL subset (everything else: 422 "SQL compilation error:\nunsupported in
  * the emulator: ..."):
@@ -2528,6 +2530,7 @@ typedef struct {
     uint64_t seed;
     long latency_ms, async_after_ms;
     long commit_delay_ms; /* Snowpipe Streaming: append to committed */
+    bool faults_streaming; /* --faults-streaming on: the faults above hit channel requests too */
 } cfg_t;
 
 enum { ST_QUEUED, ST_RUNNING, ST_DONE, ST_CANCELLED };
@@ -3558,6 +3561,24 @@ static enum MHD_Result bulk_status(server_t *srv, struct MHD_Connection *c, conn
     return reply_json(c, 200, json_pack("{s:o}", "channel_statuses", out));
 }
 
+/* --faults-streaming on: the draw of --fail-rate / --drop-rate for one
+ * channel request (after --latency-ms): 0, 429 or 503, DROP_BEFORE or
+ * DROP_AFTER. */
+static int stream_fault(server_t *srv) {
+    cfg_t *cfg = srv->cfg;
+    if (cfg->latency_ms > 0) usleep((useconds_t)cfg->latency_ms * 1000);
+    int f = 0;
+    pthread_mutex_lock(&srv->mu);
+    if (cfg->fail_rate > 0 && rnd(srv) < cfg->fail_rate) f = cfg->fail_status;
+    else if (cfg->drop_rate > 0 && rnd(srv) < cfg->drop_rate)
+        f = cfg->drop_when != DROP_RANDOM ? cfg->drop_when : rnd(srv) < 0.5 ? DROP_BEFORE : DROP_AFTER;
+    pthread_mutex_unlock(&srv->mu);
+    return f;
+}
+
+static enum MHD_Result stream_route(server_t *srv, struct MHD_Connection *c, conn_t *cc, const char *url,
+                                    const char *method, char seg[][256], int n);
+
 /* Routes /v2/streaming/... ; path segments are case-insensitive names. */
 static enum MHD_Result streaming(server_t *srv, struct MHD_Connection *c, conn_t *cc, const char *url, const char *method) {
     if (!strcmp(url, "/v2/streaming/hostname") && !strcmp(method, "GET")) {
@@ -3581,6 +3602,26 @@ static enum MHD_Result streaming(server_t *srv, struct MHD_Connection *c, conn_t
         if (!sl) break;
     }
     if (*p) n = 0; /* trailing garbage */
+    int fault = srv->cfg->faults_streaming ? stream_fault(srv) : 0;
+    if (fault == 429 || fault == 503) {
+        logf_(srv, "%s %.200s %d (--fail-rate, --faults-streaming)", method, url, fault);
+        if (fault == 429) return reply(c, 429, "{\"code\":\"390505\",\"message\":\"Too many requests.\"}");
+        return reply(c, 503, "{\"code\":\"000503\",\"message\":\"Service Unavailable\"}");
+    }
+    if (fault == DROP_BEFORE) {
+        logf_(srv, "%s %.200s dropped the connection before executing (--drop-rate, --faults-streaming)", method, url);
+        return MHD_NO;
+    }
+    enum MHD_Result res = stream_route(srv, c, cc, url, method, seg, n);
+    if (fault == DROP_AFTER) { /* done, but the client never hears of it */
+        logf_(srv, "%s %.200s dropped the connection after executing (--drop-rate, --faults-streaming)", method, url);
+        return MHD_NO;
+    }
+    return res;
+}
+
+static enum MHD_Result stream_route(server_t *srv, struct MHD_Connection *c, conn_t *cc, const char *url,
+                                    const char *method, char seg[][256], int n) {
     /* databases/D/schemas/S/pipes/P/channels/C */
     if (n == 8 && !strcmp(seg[0], "DATABASES") && !strcmp(seg[2], "SCHEMAS") && !strcmp(seg[4], "PIPES") &&
         !strcmp(seg[6], "CHANNELS")) {
@@ -3745,7 +3786,8 @@ static const char *usage_text =
     "  snowflake-emulator serve --db F.sqlite --account ACCOUNT --user USER --public-key F.pem\n"
     "        [--user USER2 --public-key F2.pem]... [--port 0] [--port-file F]\n"
     "        [--fail-rate P --fail-status 429|503] [--seed S] [--latency-ms N] [--async-after-ms N]\n"
-    "        [--drop-rate P [--drop-when before|after|random]] [--commit-delay-ms N] [--log-file F]\n"
+    "        [--drop-rate P [--drop-when before|after|random]] [--commit-delay-ms N]\n"
+    "        [--faults-streaming on|off] [--log-file F]\n"
     "  snowflake-emulator query --db F.sqlite [--database D] [--schema S] \"SELECT ...\"\n"
     "\n"
     "serve: the Snowflake SQL API v2 (POST /api/v2/statements, GET /api/v2/statements/{handle},\n"
@@ -3764,6 +3806,8 @@ static const char *usage_text =
     "                     the log says which)\n"
     "  --commit-delay-ms N  Snowpipe Streaming: appended rows are committed (and the channel's\n"
     "                     last_committed_offset_token advances) N ms later (default 1000)\n"
+    "  --faults-streaming on  --fail-rate, --drop-rate and --latency-ms also hit the channel\n"
+    "                     requests (open, append rows, bulk status); default off\n"
     "  Snowpipe Streaming REST: GET /v2/streaming/hostname, POST /oauth/token, PUT|DELETE\n"
     "  /v2/streaming/databases/D/schemas/S/pipes/<TABLE>-STREAMING/channels/C, POST\n"
     "  /v2/streaming/data/.../channels/C/rows (NDJSON), POST .../pipes/P:bulk-channel-status.\n"
@@ -3842,6 +3886,8 @@ static int serve_main(int argc, char **argv) {
         else if (!strcmp(a, "--latency-ms") && parse_long(v, &l, 0, 86400000)) cfg.latency_ms = l;
         else if (!strcmp(a, "--async-after-ms") && parse_long(v, &l, 0, 86400000)) cfg.async_after_ms = l;
         else if (!strcmp(a, "--commit-delay-ms") && parse_long(v, &l, 0, 86400000)) cfg.commit_delay_ms = l;
+        else if (!strcmp(a, "--faults-streaming") && (!strcmp(v, "on") || !strcmp(v, "off")))
+            cfg.faults_streaming = !strcmp(v, "on");
         else if (!strcmp(a, "--drop-rate") && parse_rate(v, &cfg.drop_rate)) {
         } else if (!strcmp(a, "--drop-when") && !strcmp(v, "before")) cfg.drop_when = DROP_BEFORE;
         else if (!strcmp(a, "--drop-when") && !strcmp(v, "after")) cfg.drop_when = DROP_AFTER;
@@ -3925,6 +3971,17 @@ static int serve_main(int argc, char **argv) {
         printf("%s\n", url);
         fflush(stdout);
         logf_(&srv, "listening on %s, account %s, db %s", url, srv.accounts[0], cfg.db_path);
+        /* Appends not committed before this start were lost with the last
+         * process: invalidate every channel's continuation tokens, as a failed
+         * server does, so a client reopens and resends from its committed
+         * offset token instead of appending past a hole. */
+        pthread_mutex_lock(&srv.db_mu);
+        int bumped = sqlite3_exec(srv.db, "UPDATE __sfemu_channels SET client_seq = client_seq + 1", NULL, NULL,
+                                  NULL) == SQLITE_OK ? sqlite3_changes(srv.db) : 0;
+        pthread_mutex_unlock(&srv.db_mu);
+        if (bumped > 0)
+            logf_(&srv, "%d channel(s) invalidated: appends not committed before the restart are lost, reopen them",
+                  bumped);
         int sig = 0;
         sigwait(&set, &sig);
         logf_(&srv, "signal %d: stopping", sig);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 struct sf_api {
@@ -35,22 +36,22 @@ struct sf_api {
     int resp_oom;
 };
 
-static int64_t mono_ms(void) {
+int64_t sf_mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int64_t ms) {
+void sf_sleep_ms(int64_t ms) {
     if (ms <= 0) return;
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
 
-static int64_t jitter(int64_t delay) {
+int64_t sf_jitter(int64_t delay) {
     uint32_t r = 0;
-    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1) r = (uint32_t)mono_ms();
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1) r = (uint32_t)sf_mono_ms();
     /* "equal jitter": half fixed, half random */
     return delay / 2 + (int64_t)(r % (uint64_t)(delay / 2 + 1));
 }
@@ -76,7 +77,7 @@ void sf_api_free(sf_api_t *a) {
     free(a);
 }
 
-static int renew_jwt(sf_api_t *a) {
+int sf_api_renew_jwt(sf_api_t *a) {
     int64_t now = a->host->now_ms() / 1000;
     char *jwt = sf_jwt_make(a->key, a->account, a->user, a->fp, now, now + a->jwt_lifetime_s);
     if (!jwt) return -1;
@@ -122,7 +123,7 @@ sf_api_t *sf_api_new(const sf_api_conf_t *c, const sluice_host_api_t *host, slui
         sf_api_free(a);
         return NULL;
     }
-    if (renew_jwt(a) != 0) {
+    if (sf_api_renew_jwt(a) != 0) {
         snprintf(err, errlen, "signing the JWT failed");
         sf_api_free(a);
         return NULL;
@@ -131,6 +132,11 @@ sf_api_t *sf_api_new(const sf_api_conf_t *c, const sluice_host_api_t *host, slui
 }
 
 uint64_t sf_api_retries(const sf_api_t *a) { return a ? a->retries : 0; }
+
+const char *sf_api_jwt(sf_api_t *a) {
+    if (a->host->now_ms() / 1000 >= a->jwt_exp - 300 && sf_api_renew_jwt(a) != 0) return NULL;
+    return a->jwt;
+}
 
 static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
     sf_api_t *a = ud;
@@ -156,36 +162,39 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
-/* One HTTP exchange. Returns the HTTP status, or 0 for a transport failure
- * (reason in err). body NULL means GET. */
-static long http(sf_api_t *a, const char *url, const char *body, char *err, size_t errlen) {
+long sf_api_http(sf_api_t *a, const sf_http_req_t *r, char *err, size_t errlen) {
     CURL *c = a->curl;
     curl_easy_reset(c);
     a->resp_len = 0;
     a->resp_oom = 0;
     if (a->resp) a->resp[0] = '\0';
-    size_t auth_len = strlen(a->jwt) + 32;
+    const char *bearer = r->bearer ? r->bearer : a->jwt;
+    size_t auth_len = strlen(bearer) + 32;
     char *auth = malloc(auth_len);
+    char ctype[128] = "", ttype[96] = "";
     if (!auth) {
         snprintf(err, errlen, "out of memory");
         return 0;
     }
-    snprintf(auth, auth_len, "Authorization: Bearer %s", a->jwt);
+    snprintf(auth, auth_len, "Authorization: Bearer %s", bearer);
+    if (r->content_type) snprintf(ctype, sizeof(ctype), "Content-Type: %s", r->content_type);
+    if (r->token_type)
+        snprintf(ttype, sizeof(ttype), "X-Snowflake-Authorization-Token-Type: %s", r->token_type);
     struct curl_slist *h = NULL, *t;
-    const char *hdrs[] = {auth, "Accept: application/json", "Content-Type: application/json",
-                          "User-Agent: sluice-sink-snowflake/1.0",
-                          "X-Snowflake-Authorization-Token-Type: KEYPAIR_JWT", NULL};
+    const char *hdrs[] = {auth, "Accept: application/json", "User-Agent: sluice-sink-snowflake/1.0",
+                          ctype, ttype, NULL};
     for (int i = 0; hdrs[i]; i++) {
+        if (!hdrs[i][0]) continue;
         if (!(t = curl_slist_append(h, hdrs[i]))) {
             curl_slist_free_all(h);
-            memset(auth, 0, auth_len);
+            OPENSSL_cleanse(auth, auth_len);
             free(auth);
             snprintf(err, errlen, "out of memory");
             return 0;
         }
         h = t;
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_URL, r->url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, a->connect_timeout_ms);
@@ -194,13 +203,19 @@ static long http(sf_api_t *a, const char *url, const char *body, char *err, size
     curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-    if (body) {
+    if (r->fresh) {
+        curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    }
+    if (r->body) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     } else {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
+    if (r->method && strcmp(r->method, "GET") != 0 && strcmp(r->method, "POST") != 0)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     if (rc == CURLE_OK) {
@@ -211,18 +226,31 @@ static long http(sf_api_t *a, const char *url, const char *body, char *err, size
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(h);
-    memset(auth, 0, auth_len);
+    OPENSSL_cleanse(auth, auth_len);
     free(auth);
     return status;
 }
 
-static int transient(long status) {
+/* One SQL API exchange (JSON, the key-pair JWT). body NULL means GET. */
+static long http(sf_api_t *a, const char *url, const char *body, char *err, size_t errlen) {
+    sf_http_req_t r = {.method = body ? "POST" : "GET", .url = url, .token_type = "KEYPAIR_JWT",
+                       .content_type = "application/json", .body = body,
+                       .body_len = body ? strlen(body) : 0};
+    return sf_api_http(a, &r, err, errlen);
+}
+
+const char *sf_api_body(const sf_api_t *a, size_t *len) {
+    *len = a->resp_len;
+    return a->resp ? a->resp : "";
+}
+
+int sf_http_transient(long status) {
     return status == 0 || status == 408 || status == 429 || status == 500 || status == 502 ||
            status == 503 || status == 504;
 }
 
 /* "HTTP 422: 000904 (42000) SQL compilation error: ..." from the answer. */
-static void describe(sf_api_t *a, long status, const char *what, char *err, size_t errlen) {
+void sf_api_describe(sf_api_t *a, long status, const char *what, char *err, size_t errlen) {
     json_t *j = a->resp_len ? json_loadb(a->resp, a->resp_len, 0, NULL) : NULL;
     const char *code = json_string_value(json_object_get(j, "code"));
     const char *state = json_string_value(json_object_get(j, "sqlState"));
@@ -277,14 +305,14 @@ sluice_err_t sf_api_exec(sf_api_t *a, const char *statement, json_t *bindings,
         snprintf(err, errlen, "out of memory");
         return SLUICE_ERR_RETRIABLE;
     }
-    int64_t start = mono_ms(), delay = 100;
+    int64_t start = sf_mono_ms(), delay = 100;
     int renewed = 0;
     char *poll = NULL; /* statement status path while a 202 is being followed */
     sluice_err_t rc = SLUICE_ERR_RETRIABLE;
     char why[512] = "";
     for (;;) {
         int64_t now_s = a->host->now_ms() / 1000;
-        if (now_s >= a->jwt_exp - 300 && renew_jwt(a) != 0) {
+        if (now_s >= a->jwt_exp - 300 && sf_api_renew_jwt(a) != 0) {
             snprintf(err, errlen, "signing the JWT failed");
             rc = SLUICE_ERR_FATAL;
             break;
@@ -340,18 +368,18 @@ sluice_err_t sf_api_exec(sf_api_t *a, const char *statement, json_t *bindings,
                 break;
             }
             /* still running: wait a little, without counting it as a failure */
-            if (mono_ms() - start > a->retry_budget_ms + a->request_timeout_ms) {
+            if (sf_mono_ms() - start > a->retry_budget_ms + a->request_timeout_ms) {
                 snprintf(err, errlen, "%s: still running after %" PRId64 " ms", head,
-                         mono_ms() - start);
+                         sf_mono_ms() - start);
                 rc = SLUICE_ERR_RETRIABLE;
                 break;
             }
-            sleep_ms(jitter(delay < 500 ? delay : 500));
+            sf_sleep_ms(sf_jitter(delay < 500 ? delay : 500));
             if (delay < 500) delay *= 2;
             continue;
         } else if (status == 401 && !renewed) {
             renewed = 1;
-            if (renew_jwt(a) != 0) {
+            if (sf_api_renew_jwt(a) != 0) {
                 snprintf(err, errlen, "signing the JWT failed");
                 rc = SLUICE_ERR_FATAL;
                 break;
@@ -360,7 +388,7 @@ sluice_err_t sf_api_exec(sf_api_t *a, const char *statement, json_t *bindings,
                          head);
             continue;
         } else if (status == 401) {
-            describe(a, status, head, why, sizeof(why));
+            sf_api_describe(a, status, head, why, sizeof(why));
             snprintf(err, errlen,
                      "authentication refused (%s): check snowflake.url.name / "
                      "snowflake.account.name, snowflake.user.name and that the user's "
@@ -369,24 +397,24 @@ sluice_err_t sf_api_exec(sf_api_t *a, const char *statement, json_t *bindings,
             rc = SLUICE_ERR_FATAL;
             break;
         }
-        if (status != 0 && !transient(status)) {
-            describe(a, status, head, err, errlen);
+        if (status != 0 && !sf_http_transient(status)) {
+            sf_api_describe(a, status, head, err, errlen);
             rc = SLUICE_ERR_FATAL;
             break;
         }
         /* transient: back off and send again, same requestId, retry=true */
-        if (status) describe(a, status, head, why, sizeof(why));
-        int64_t wait = jitter(delay);
-        if (mono_ms() - start + wait > a->retry_budget_ms) {
+        if (status) sf_api_describe(a, status, head, why, sizeof(why));
+        int64_t wait = sf_jitter(delay);
+        if (sf_mono_ms() - start + wait > a->retry_budget_ms) {
             snprintf(err, errlen, "%s: %s (retried for %" PRId64 " ms)", head,
-                     why[0] ? why : "failed", mono_ms() - start);
+                     why[0] ? why : "failed", sf_mono_ms() - start);
             rc = SLUICE_ERR_RETRIABLE;
             break;
         }
         a->retries++;
         a->host->log(a->task, SLUICE_LOG_DEBUG, "%s: %s: retrying in %" PRId64 " ms", head, why,
                      wait);
-        sleep_ms(wait);
+        sf_sleep_ms(wait);
         delay = delay * 2 > a->backoff_max_ms ? a->backoff_max_ms : delay * 2;
         if (poll) {
             /* a failed status poll: ask the statement again by its requestId

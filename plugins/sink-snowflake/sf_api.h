@@ -55,4 +55,41 @@ sluice_err_t sf_api_exec(sf_api_t *api, const char *statement, json_t *bindings,
 /** Statements sent and HTTP retries done (for logs and metrics). */
 uint64_t sf_api_retries(const sf_api_t *api);
 
+/* ------------------------------------------------------------------------ */
+/* The HTTP layer, shared with the Snowpipe Streaming client (sf_stream.c)   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct sf_http_req {
+    const char *method;       /* "GET", "POST", "PUT", "DELETE" */
+    const char *url;
+    const char *bearer;       /* Authorization: Bearer <this>; NULL: the client's JWT */
+    const char *token_type;   /* X-Snowflake-Authorization-Token-Type, or NULL */
+    const char *content_type; /* with a body */
+    const char *body;         /* NULL: no body (GET, or PUT/DELETE without one) */
+    size_t body_len;
+    int fresh; /* a new connection, closed after the exchange: libcurl never
+                  sends this request again on its own (it does on a kept-alive
+                  connection that turns out dead) */
+} sf_http_req_t;
+
+/** One HTTP exchange on the client's handle (its timeouts). Returns the
+ *  HTTP status, or 0 for a transport failure (reason in err, never a
+ *  token). The answer's body is then sf_api_body()'s, until the next call. */
+long sf_api_http(sf_api_t *api, const sf_http_req_t *req, char *err, size_t errlen);
+const char *sf_api_body(const sf_api_t *api, size_t *len);
+/** The key-pair JWT, renewed 5 minutes before it expires (NULL when
+ *  signing fails). Borrowed until the next call into api. */
+const char *sf_api_jwt(sf_api_t *api);
+/** Signs a new JWT now (after a 401). 0 on success. */
+int sf_api_renew_jwt(sf_api_t *api);
+/** "<what>: HTTP <status>: <code> (<sqlState>) <message>" from the last answer. */
+void sf_api_describe(sf_api_t *api, long status, const char *what, char *err, size_t errlen);
+/** 1 for a status worth sending again: 0 (transport), 408, 429, 500, 502-504. */
+int sf_http_transient(long status);
+
+int64_t sf_mono_ms(void);
+void sf_sleep_ms(int64_t ms);
+/** "Equal jitter": delay/2 + a random part of delay/2. */
+int64_t sf_jitter(int64_t delay);
+
 #endif

@@ -4,12 +4,15 @@
 #include "sf_core.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -936,4 +939,87 @@ int sf_bind_row(json_t *obj, size_t *next, const sf_layout_t *l, char *const *va
         if (!b || json_object_set_new_nocheck(obj, key, b) != 0) return -1;
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Snowpipe Streaming rows                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Epoch nanoseconds as "YYYY-MM-DDTHH:MM:SS.nnnnnnnnn" (with_time) or
+ * epoch milliseconds as "YYYY-MM-DD". -1 when out of range. */
+static int iso_text(int64_t v, int64_t per_s, int with_time, char *out, size_t n) {
+    int64_t sec = v / per_s, frac = v % per_s;
+    if (frac < 0) {
+        frac += per_s;
+        sec--;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999) return -1;
+    if (with_time)
+        snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%09" PRId64, tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    else
+        snprintf(out, n, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    return 0;
+}
+
+/* One column's value as the JSON Snowpipe Streaming reads for its type. */
+static json_t *ndjson_value(const sf_column_t *c, const char *v, char *err, size_t errlen) {
+    char *end = NULL, buf[48];
+    errno = 0;
+    switch (c->type) {
+    case SF_FIXED: {
+        long long x = strtoll(v, &end, 10);
+        if (end != v && !*end && errno == 0) return json_integer(x);
+        return json_string(v); /* a decimal: Snowflake reads the text */
+    }
+    case SF_REAL: {
+        double d = strtod(v, &end);
+        if (end != v && !*end && isfinite(d)) return json_real(d);
+        return json_string(v); /* NaN, inf, -inf: not JSON numbers */
+    }
+    case SF_BOOLEAN: return json_boolean(strcmp(v, "true") == 0);
+    case SF_TIMESTAMP_NTZ:
+    case SF_DATE: {
+        long long x = strtoll(v, &end, 10);
+        int ts = c->type == SF_TIMESTAMP_NTZ;
+        if (end == v || *end || errno ||
+            iso_text(x, ts ? 1000000000 : 1000, ts, buf, sizeof(buf)) != 0) {
+            seterr(err, errlen, "column %s: %s is not a %s this sink can write", c->name, v,
+                   ts ? "timestamp" : "date");
+            return NULL;
+        }
+        return json_string(buf);
+    }
+    case SF_VARIANT: {
+        json_t *j = json_loads(v, JSON_DECODE_ANY, NULL);
+        if (!j) seterr(err, errlen, "column %s: the value is not JSON", c->name);
+        return j;
+    }
+    case SF_TEXT:
+    case SF_BINARY: /* hex */
+    default: return json_string(v);
+    }
+}
+
+char *sf_row_ndjson(const sf_layout_t *l, char *const *vals, char *err, size_t errlen) {
+    json_t *o = json_object();
+    if (err && errlen) err[0] = '\0';
+    if (!o) {
+        seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < l->ncols; i++) {
+        json_t *v = vals[i] ? ndjson_value(&l->cols[i], vals[i], err, errlen) : json_null();
+        if (!v || json_object_set_new_nocheck(o, l->cols[i].name, v) != 0) {
+            if (err && errlen && !err[0]) seterr(err, errlen, "out of memory");
+            json_decref(o);
+            return NULL;
+        }
+    }
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!line) seterr(err, errlen, "out of memory");
+    return line;
 }

@@ -7,7 +7,8 @@
  *  - the private key (PKCS#8 PEM, encrypted or not, or its bare base64 body),
  *    its public-key fingerprint and the RS256 JWT;
  *  - the table layout (columns from an Avro record schema plus the Kafka
- *    metadata columns) and the SQL text of CREATE TABLE, INSERT and MERGE.
+ *    metadata columns), the SQL text of CREATE TABLE, INSERT and MERGE,
+ *    and the NDJSON row of Snowpipe Streaming.
  *
  * Everything here is unit-tested in tests/test_snowflake.c. Strings returned
  * as char * are the caller's (free()). Functions that can fail for a reason a
@@ -195,5 +196,18 @@ char *sf_sql_merge(const char *table, const sf_layout_t *l, size_t nrows, const 
  * numbered from *next (advanced). vals[i] NULL binds NULL. 0 on success.
  */
 int sf_bind_row(json_t *obj, size_t *next, const sf_layout_t *l, char *const *vals);
+
+/**
+ * A row for Snowpipe Streaming: one JSON object (no newline), keys the
+ * column names in layout order, values typed as the REST API reads them:
+ * NUMBER as a JSON integer, FLOAT as a number (NaN/inf as the strings
+ * "NaN"/"inf"/"-inf"), BOOLEAN true/false, TIMESTAMP_NTZ (vals: epoch ns)
+ * as "YYYY-MM-DDTHH:MM:SS.nnnnnnnnn" (an integer would be read as seconds,
+ * ms, us or ns by its magnitude), DATE (vals: epoch ms) as "YYYY-MM-DD",
+ * VARIANT as the JSON value itself, TEXT and BINARY (hex) as strings, NULL
+ * as null. vals as for sf_bind_row. NULL with the reason in err (a value
+ * that cannot be written, out of memory).
+ */
+char *sf_row_ndjson(const sf_layout_t *l, char *const *vals, char *err, size_t errlen);
 
 #endif

@@ -40,6 +40,7 @@
 
 #include "sf_api.h"
 #include "sf_core.h"
+#include "sf_stream.h"
 
 static const sluice_host_api_t *host;
 
@@ -54,6 +55,7 @@ typedef struct sf_part {
     int64_t committed; /* offset after the last row durable in Snowflake; -1 none */
     size_t pending;    /* rows buffered, not yet durable */
     int assigned;
+    sf_channel_t *ch;  /* SNOWPIPE_STREAMING: the partition's channel */
 } sf_part_t;
 
 typedef struct sf_row {
@@ -83,6 +85,7 @@ typedef struct sf_table {
 
 typedef struct sf_sink {
     sf_api_t *api;
+    sf_stream_t *stream; /* SNOWPIPE_STREAMING, else NULL */
     EVP_PKEY *key;
     sf_layout_t layout;
     avro_schema_t schema; /* host-owned, the layout's; NULL: RECORD_CONTENT */
@@ -98,7 +101,7 @@ typedef struct sf_sink {
     int failed; /* a fatal error happened outside put(): reported by the next put() */
     char fail_msg[1024];
     sluice_timer_t *timer;
-    sluice_metric_t *m_rows, *m_statements, *m_retries;
+    sluice_metric_t *m_rows, *m_statements, *m_retries, *m_reopens;
     uint64_t retries_seen;
 } sf_sink_t;
 
@@ -136,10 +139,12 @@ static void sink_free(sf_sink_t *s) {
     for (size_t i = 0; i < s->ntables; i++) table_free(s->tables[i], s->layout.ncols);
     free(s->tables);
     for (size_t i = 0; i < s->nparts; i++) {
+        sf_channel_free(s->parts[i]->ch);
         free(s->parts[i]->topic);
         free(s->parts[i]);
     }
     free(s->parts);
+    sf_stream_free(s->stream);
     sf_api_free(s->api);
     EVP_PKEY_free(s->key);
     sf_layout_free(&s->layout);
@@ -660,6 +665,105 @@ static int make_row(sf_sink_t *s, sluice_record_t *rec, const char *topic, int32
 }
 
 /* ------------------------------------------------------------------------ */
+/* Snowpipe Streaming                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Opens p's channel "<connector>_<topic>_<partition>" on the default pipe of
+ * its table (created if missing); *resume gets the offset after the
+ * channel's committed offset token (-1: it has none). */
+static sluice_err_t stream_attach(sf_sink_t *s, sluice_task_t *task, sf_part_t *p,
+                                  int64_t *resume) {
+    *resume = -1;
+    sf_table_t *t = table_for_topic(s, p->topic);
+    if (!t) return fail(task, SLUICE_ERR_FATAL, "out of memory");
+    sluice_err_t rc = ensure_table(s, task, t);
+    if (rc != SLUICE_OK) return rc;
+    if (!p->ch) {
+        const char *conn = SLUICE_HOST_HAS(host, task_connector) ? host->task_connector(task) : NULL;
+        char name[1024];
+        snprintf(name, sizeof(name), "%s_%s_%" PRId32, conn && *conn ? conn : "sluice", p->topic,
+                 p->partition);
+        if (!(p->ch = sf_channel_new(t->name, name)))
+            return fail(task, SLUICE_ERR_RETRIABLE, "out of memory");
+    }
+    char err[1024];
+    rc = sf_channel_open(s->stream, p->ch, resume, err, sizeof(err));
+    if (rc != SLUICE_OK) return fail(task, rc, "%s", err);
+    return SLUICE_OK;
+}
+
+static void stream_metrics(sf_sink_t *s, uint64_t appends0, uint64_t reopens0) {
+    uint64_t a = sf_stream_appends(s->stream), r = sf_stream_reopens(s->stream);
+    if (a > appends0 && s->m_statements) host->metric_add(s->m_statements, (double)(a - appends0));
+    if (r > reopens0 && s->m_reopens) host->metric_add(s->m_reopens, (double)(r - reopens0));
+}
+
+/* 1 when ch's queued rows are due for an append (count, bytes, age). */
+static int stream_due(const sf_sink_t *s, const sf_channel_t *ch, int64_t now) {
+    int64_t since = sf_channel_unsent_since(ch);
+    return (int64_t)sf_channel_unsent_rows(ch) >= s->max_records ||
+           (int64_t)sf_channel_unsent_bytes(ch) >= s->max_bytes ||
+           (s->flush_ms > 0 && since && now - since >= s->flush_ms);
+}
+
+static sluice_err_t stream_flush_one(sf_sink_t *s, sluice_task_t *task, sf_channel_t *ch) {
+    char err[1024];
+    uint64_t a0 = sf_stream_appends(s->stream), r0 = sf_stream_reopens(s->stream);
+    sluice_err_t rc = sf_channel_flush(s->stream, ch, err, sizeof(err));
+    stream_metrics(s, a0, r0);
+    if (rc == SLUICE_OK) return SLUICE_OK;
+    if (rc == SLUICE_ERR_FATAL) {
+        s->failed = 1;
+        snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", err);
+    }
+    return fail(task, rc, "%s", err);
+}
+
+/* Appends the queued rows of the channels that are due (all: every one). */
+static sluice_err_t stream_flush(sf_sink_t *s, sluice_task_t *task, int all) {
+    int64_t now = host->now_ms();
+    for (size_t i = 0; i < s->nparts; i++) {
+        sf_channel_t *ch = s->parts[i]->ch;
+        if (!ch || !(all || stream_due(s, ch, now))) continue;
+        sluice_err_t rc = stream_flush_one(s, task, ch);
+        if (rc != SLUICE_OK) return rc;
+    }
+    return SLUICE_OK;
+}
+
+/* Asks Snowflake which offset tokens are committed (bulk channel status)
+ * and carries that into each partition's committed/pending counts. */
+static sluice_err_t stream_refresh(sf_sink_t *s, sluice_task_t *task) {
+    sf_channel_t **chs = calloc(s->nparts ? s->nparts : 1, sizeof(*chs));
+    if (!chs) return fail(task, SLUICE_ERR_RETRIABLE, "out of memory");
+    size_t n = 0, committed = 0;
+    for (size_t i = 0; i < s->nparts; i++)
+        if (s->parts[i]->ch) chs[n++] = s->parts[i]->ch;
+    char err[1024];
+    sluice_err_t rc = n ? sf_stream_refresh(s->stream, chs, n, &committed, err, sizeof(err))
+                        : SLUICE_OK;
+    free(chs);
+    if (committed && s->m_rows) host->metric_add(s->m_rows, (double)committed);
+    for (size_t i = 0; i < s->nparts; i++) {
+        sf_part_t *p = s->parts[i];
+        if (!p->ch) continue;
+        p->pending = sf_channel_pending(p->ch);
+        if (sf_channel_committed(p->ch) > p->committed) p->committed = sf_channel_committed(p->ch);
+    }
+    if (rc != SLUICE_OK) return fail(task, rc, "%s", err);
+    return SLUICE_OK;
+}
+
+/* Back-pressure: a channel holding more than this many rows that Snowflake
+ * has not committed yet makes put() wait (RETRIABLE) for commits. */
+static int stream_backlogged(sf_sink_t *s) {
+    int64_t limit = s->max_records * 4 > 1000 ? s->max_records * 4 : 1000;
+    for (size_t i = 0; i < s->nparts; i++)
+        if (s->parts[i]->ch && (int64_t)sf_channel_pending(s->parts[i]->ch) > limit) return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Callbacks                                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -667,7 +771,10 @@ static void on_timer(void *arg, sluice_task_t *task) {
     sf_sink_t *s = arg;
     if (s->failed) return;
     /* failures are logged; a fatal one is reported by the next put() */
-    (void)flush_tables(s, task, 0);
+    if (s->stream)
+        (void)stream_flush(s, task, 0);
+    else
+        (void)flush_tables(s, task, 0);
 }
 
 static char *read_file(const char *path, size_t max) {
@@ -706,10 +813,11 @@ static sluice_err_t sf_start(sluice_task_t *task, void **state) {
     sluice_err_t rc = SLUICE_ERR_CONFIG;
 
     const char *method = cfg(task, "snowflake.ingestion.method");
-    if (method && strcasecmp(method, "SQL_API") != 0) {
+    int streaming = method && strcasecmp(method, "SNOWPIPE_STREAMING") == 0;
+    if (method && !streaming && strcasecmp(method, "SQL_API") != 0) {
         fail(task, SLUICE_ERR_CONFIG,
-             "config 'snowflake.ingestion.method': %s is not supported by this version "
-             "(SQL_API only)",
+             "config 'snowflake.ingestion.method': %s is not supported (SQL_API or "
+             "SNOWPIPE_STREAMING)",
              method);
         goto out;
     }
@@ -837,11 +945,20 @@ static sluice_err_t sf_start(sluice_task_t *task, void **state) {
                  "config 'snowflake.upsert.keys': every column is a key: nothing to update");
             goto out;
         }
+        if (streaming) {
+            fail(task, SLUICE_ERR_CONFIG,
+                 "config 'snowflake.upsert.keys' cannot be used with "
+                 "snowflake.ingestion.method=SNOWPIPE_STREAMING: Snowpipe Streaming only "
+                 "appends rows (use SQL_API for upserts)");
+            goto out;
+        }
     }
 
-    int64_t retry_ms = 0, timeout_ms = 0;
+    int64_t retry_ms = 0, timeout_ms = 0, commit_timeout_ms = 0;
     if (host->config_int(task, "snowflake.retry.timeout.ms", &retry_ms) != SLUICE_OK ||
-        host->config_int(task, "snowflake.request.timeout.ms", &timeout_ms) != SLUICE_OK) {
+        host->config_int(task, "snowflake.request.timeout.ms", &timeout_ms) != SLUICE_OK ||
+        host->config_int(task, "snowflake.streaming.commit.timeout.ms", &commit_timeout_ms) !=
+            SLUICE_OK) {
         fail(task, SLUICE_ERR_CONFIG, "config 'snowflake.*.timeout.ms': not an integer");
         goto out;
     }
@@ -864,10 +981,30 @@ static sluice_err_t sf_start(sluice_task_t *task, void **state) {
         rc = fail(task, SLUICE_ERR_FATAL, "%s", err);
         goto out;
     }
+    if (streaming) {
+        sf_stream_conf_t sc = {
+            .base = base,
+            .database = ac.database,
+            .schema = ac.schema,
+            .retry_budget_ms = retry_ms,
+            .backoff_max_ms = 2000,
+            .token_renew_ms = 50 * 60 * 1000,
+            .max_request_bytes = 4u << 20, /* the documented cap of one append */
+            .commit_timeout_ms = commit_timeout_ms,
+        };
+        if (!(s->stream = sf_stream_new(&sc, s->api, host, task))) {
+            rc = fail(task, SLUICE_ERR_FATAL, "out of memory");
+            goto out;
+        }
+        s->m_reopens = host->metric_counter(task, "snowflake_channel_reopens_total",
+                                            "Snowpipe Streaming channels reopened to resend "
+                                            "rows not committed (stale token, lost answer)");
+    }
     s->m_rows = host->metric_counter(task, "snowflake_rows_written_total",
                                      "Rows committed into Snowflake");
     s->m_statements = host->metric_counter(task, "snowflake_statements_total",
-                                           "INSERT/MERGE statements committed");
+                                           streaming ? "Snowpipe Streaming appends sent"
+                                                     : "INSERT/MERGE statements committed");
     s->m_retries = host->metric_counter(task, "snowflake_http_retries_total",
                                         "SQL API requests sent again after a transient failure");
     if (s->flush_ms > 0) {
@@ -875,9 +1012,10 @@ static sluice_err_t sf_start(sluice_task_t *task, void **state) {
         s->timer = host->timer_start(task, every, on_timer, s);
     }
     host->log(task, SLUICE_LOG_INFO,
-              "writing to %s as %s.%s (%s, %zu columns%s), buffer %" PRId64 " records / %" PRId64
-              " bytes / %" PRId64 " ms",
-              base, account, user, s->schema ? "Avro columns" : "RECORD_CONTENT",
+              "writing to %s as %s.%s (%s, %s, %zu columns%s), buffer %" PRId64
+              " records / %" PRId64 " bytes / %" PRId64 " ms",
+              base, account, user, streaming ? "SNOWPIPE_STREAMING" : "SQL_API",
+              s->schema ? "Avro columns" : "RECORD_CONTENT",
               s->layout.ncols, s->nkeys ? ", upsert" : "", s->max_records, s->max_bytes,
               s->flush_ms);
     *state = s;
@@ -902,6 +1040,27 @@ static sluice_err_t sf_open(void *state, sluice_task_t *task, sluice_topic_parti
         sf_table_t *t = table_for_topic(s, parts[i].topic);
         sf_part_t *p = part_get(s, parts[i].topic, parts[i].partition);
         if (!t || !p) return fail(task, SLUICE_ERR_FATAL, "out of memory in open()");
+        if (s->stream) {
+            /* exactly once: resume after the channel's committed offset token */
+            int64_t next;
+            sluice_err_t rc = stream_attach(s, task, p, &next);
+            if (rc != SLUICE_OK) return rc;
+            p->assigned = 1;
+            int64_t resume = next;
+            if (p->next > resume) resume = p->next;
+            if (parts[i].offset >= 0 && parts[i].offset > resume) resume = parts[i].offset;
+            if (next >= 0 && p->committed < next) p->committed = next;
+            if (resume >= 0) {
+                if (p->next < resume) p->next = resume;
+                parts[i].offset = resume;
+            }
+            host->log(task, SLUICE_LOG_INFO,
+                      "%s[%d]: channel %s committed up to offset token %" PRId64
+                      ", resuming at %" PRId64,
+                      parts[i].topic, parts[i].partition, sf_channel_name(p->ch),
+                      next >= 0 ? next - 1 : -1, resume);
+            continue;
+        }
         sluice_err_t rc = ensure_table(s, task, t);
         if (rc != SLUICE_OK) return rc;
         p->assigned = 1;
@@ -1002,7 +1161,18 @@ static sluice_err_t sf_close(void *state, sluice_task_t *task,
                              const sluice_topic_partition_t *parts, size_t n) {
     sf_sink_t *s = state;
     if (!s || (!parts && n)) return SLUICE_ERR_INVALID_ARG;
-    sluice_err_t rc = s->failed ? SLUICE_ERR_FATAL : flush_tables(s, task, 1);
+    sluice_err_t rc = s->failed ? SLUICE_ERR_FATAL : s->stream ? SLUICE_OK : flush_tables(s, task, 1);
+    for (size_t i = 0; s->stream && i < n; i++) {
+        /* Rows not committed are dropped here: their offsets were not
+         * committed to Kafka, and the next owner's open of the channel drops
+         * what Snowflake did not commit, then resumes after what it did. */
+        sf_part_t *p = parts[i].topic ? part_find(s, parts[i].topic, parts[i].partition) : NULL;
+        if (p) {
+            sf_channel_free(p->ch);
+            p->ch = NULL;
+            p->pending = 0;
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         if (!parts[i].topic) continue;
         sf_part_t *p = part_find(s, parts[i].topic, parts[i].partition);
@@ -1032,6 +1202,18 @@ static sluice_err_t sf_put(void *state, sluice_task_t *task, sluice_record_t *co
     if (s->failed)
         return fail(task, SLUICE_ERR_FATAL, "%s; restart the task",
                     s->fail_msg[0] ? s->fail_msg : "an earlier write failed");
+    /* Back-pressure: wait here (a second at most, asking every 100 ms) for
+     * Snowflake to commit, then let the host pause and retry. */
+    for (int64_t t0 = host->now_ms(); s->stream && stream_backlogged(s);) {
+        sluice_err_t rc = stream_flush(s, task, 1);
+        if (rc == SLUICE_OK) rc = stream_refresh(s, task);
+        if (rc != SLUICE_OK) return rc == SLUICE_ERR_FATAL ? rc : SLUICE_ERR_RETRIABLE;
+        if (!stream_backlogged(s)) break;
+        if (host->now_ms() - t0 >= 1000)
+            return fail(task, SLUICE_ERR_RETRIABLE,
+                        "waiting for Snowflake to commit appended rows before taking more");
+        sf_sleep_ms(100);
+    }
     int bad = 0;
     int64_t now = host->now_ms();
     for (size_t i = 0; i < n; i++) {
@@ -1050,13 +1232,36 @@ static sluice_err_t sf_put(void *state, sluice_task_t *task, sluice_record_t *co
         } else {
             if (!(p = part_get(s, topic, partition)) || !(t = table_for_topic(s, topic)))
                 return fail(task, SLUICE_ERR_RETRIABLE, "out of memory");
+            if (s->stream && !p->ch) { /* a partition put() sees before open() */
+                int64_t next;
+                sluice_err_t rc = stream_attach(s, task, p, &next);
+                if (rc != SLUICE_OK) return rc;
+                if (next > p->next) p->next = next;
+            }
             /* taken already; upsert takes every row (a replay rewrites the same) */
             if (!s->nkeys && p->next >= 0 && offset < p->next) continue;
             char **vals = NULL;
             size_t bytes = 0;
             r = make_row(s, rec, topic, partition, offset, &vals, &bytes, why, sizeof(why));
             if (r == -2) return fail(task, SLUICE_ERR_RETRIABLE, "out of memory");
-            if (r == 0) {
+            if (r == 0 && s->stream) {
+                char *line = sf_row_ndjson(&s->layout, vals, why, sizeof(why));
+                for (size_t c = 0; c < s->layout.ncols; c++) free(vals[c]);
+                free(vals);
+                if (!line) {
+                    r = -1; /* a value the REST API cannot take: dead letter */
+                } else if (sf_channel_add(p->ch, offset, line, now) != 0) {
+                    return fail(task, SLUICE_ERR_RETRIABLE, "out of memory");
+                } else {
+                    p->pending++;
+                    p->next = offset + 1;
+                    /* a full buffer goes now: appends stay within buffer.* */
+                    if (stream_due(s, p->ch, now)) {
+                        sluice_err_t rc = stream_flush_one(s, task, p->ch);
+                        if (rc != SLUICE_OK) return rc;
+                    }
+                }
+            } else if (r == 0) {
                 if (t->nrows == t->cap) {
                     size_t cap = t->cap ? t->cap * 2 : 256;
                     sf_row_t *g = realloc(t->rows, cap * sizeof(*g));
@@ -1084,7 +1289,7 @@ static sluice_err_t sf_put(void *state, sluice_task_t *task, sluice_record_t *co
         }
         if (p) p->next = offset + 1; /* taken: buffered or dead-lettered */
     }
-    sluice_err_t rc = flush_tables(s, task, 0);
+    sluice_err_t rc = s->stream ? stream_flush(s, task, 0) : flush_tables(s, task, 0);
     if (rc != SLUICE_OK) return rc;
     return bad ? SLUICE_ERR_BAD_RECORD : SLUICE_OK;
 }
@@ -1093,7 +1298,16 @@ static sluice_err_t sf_pre_commit(void *state, sluice_task_t *task,
                                   sluice_topic_partition_t *offsets, size_t n) {
     sf_sink_t *s = state;
     if (!s || (!offsets && n)) return SLUICE_ERR_INVALID_ARG;
-    sluice_err_t rc = s->failed ? SLUICE_ERR_FATAL : flush_tables(s, task, 1);
+    sluice_err_t rc;
+    if (s->stream) {
+        /* append what is queued, then ask which offset tokens are committed:
+         * only those offsets are durable */
+        rc = s->failed ? SLUICE_ERR_FATAL : stream_flush(s, task, 1);
+        sluice_err_t r2 = s->failed ? SLUICE_ERR_FATAL : stream_refresh(s, task);
+        if (rc == SLUICE_OK) rc = r2;
+    } else {
+        rc = s->failed ? SLUICE_ERR_FATAL : flush_tables(s, task, 1);
+    }
     for (size_t i = 0; i < n; i++) {
         const sf_part_t *p =
             offsets[i].topic ? part_find(s, offsets[i].topic, offsets[i].partition) : NULL;
@@ -1148,8 +1362,10 @@ static const sluice_config_def_t sf_config[] = {
      .doc = "topic:table,... ; other topics go to the topic name upper-cased, invalid "
             "characters replaced by _"},
     {.name = "snowflake.ingestion.method", .type = SLUICE_CONFIG_STRING,
-     .default_value = "SQL_API", .allowed = "SQL_API|sql_api",
-     .doc = "How rows are written: SQL_API (INSERT statements through the SQL API v2)"},
+     .default_value = "SQL_API", .allowed = "SQL_API|sql_api|SNOWPIPE_STREAMING|snowpipe_streaming",
+     .doc = "How rows are written: SQL_API (INSERT statements through the SQL API v2) or "
+            "SNOWPIPE_STREAMING (channels of the Snowpipe Streaming REST API, exactly once "
+            "through offset tokens; append only)"},
     {.name = "snowflake.record.schema", .type = SLUICE_CONFIG_STRING,
      .doc = "Schema of the records put() gets (after the transforms), for the table's columns; "
             "default: value.converter.schema"},
@@ -1166,6 +1382,10 @@ static const sluice_config_def_t sf_config[] = {
             "retriable error (it retries again later)"},
     {.name = "snowflake.request.timeout.ms", .type = SLUICE_CONFIG_INT, .default_value = "20000",
      .min = 100, .max = 600000, .doc = "Timeout of one HTTP request"},
+    {.name = "snowflake.streaming.commit.timeout.ms", .type = SLUICE_CONFIG_INT,
+     .default_value = "120000", .min = 1000, .max = 86400000,
+     .doc = "SNOWPIPE_STREAMING: appended rows not committed after this long (Snowflake "
+            "documents 5-10 s) make the task reopen the channel and send them again"},
     {.name = "buffer.count.records", .type = SLUICE_CONFIG_INT, .default_value = "10000",
      .min = 1, .max = BIG, .doc = "Rows buffered per table before a flush"},
     {.name = "buffer.flush.time", .type = SLUICE_CONFIG_INT, .default_value = "10", .min = 0,
@@ -1191,7 +1411,7 @@ static const sluice_plugin_t sf_plugin = {
     .kind = SLUICE_PLUGIN_SINK,
     .name = "sink-snowflake",
     .version = "1.0.0",
-    .description = "Snowflake sink: SQL API v2, key-pair JWT, exactly once",
+    .description = "Snowflake sink: SQL API v2 or Snowpipe Streaming, key-pair JWT, exactly once",
     .config = sf_config,
     .sink = &sf_ops,
 };
