@@ -114,7 +114,8 @@ JSON
 conn "$T/win.json" win trades TRADES_SUMMARY ', "errors.deadletterqueue.topic.name": "trades.late", "errors.deadletterqueue.context.headers.enable": "true"'
 conn "$T/quiet.json" quiet quiet QUIET_SUMMARY ', "transforms.w.window.idle.timeout.ms": "1000"'
 worker_conf "$T/w1.json"
-sed -i "s|\"bootstrap.servers\": \"embedded\"|\"bootstrap.servers\": \"$BS\"|" "$T/w1.json"
+# a short session: the killed worker's partitions come back sooner
+sed -i "s|\"bootstrap.servers\": \"embedded\"|\"bootstrap.servers\": \"$BS\"|; s|\"consumer.session.timeout.ms\": 6000|\"consumer.session.timeout.ms\": 3000|; s|\"consumer.heartbeat.interval.ms\": 500|\"consumer.heartbeat.interval.ms\": 300|" "$T/w1.json"
 sed "s|offsets.json|offsets2.json|" "$T/w1.json" > "$T/w2.json"
 
 rows() { q "SELECT COUNT(*) FROM TRADES_SUMMARY" 2>/dev/null | head -1; }

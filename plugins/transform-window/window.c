@@ -26,7 +26,6 @@ typedef struct wstate {
     char *key_field, *time_field, *price_field, *volume_field;
     int late_dlq;
     avro_schema_t out;
-    avro_value_iface_t *iface;
     int64_t early_ms, next_early;
     sluice_timer_t *timer;
     sluice_err_t emit_rc; /* FATAL once emit() said the task is failing */
@@ -101,6 +100,8 @@ static void on_timer(void *arg, sluice_task_t *task) {
     host->metric_set(s->m_open, (double)wc_open_windows(s->core));
 }
 
+static int is_record(avro_schema_t sc) { return avro_typeof(sc) == AVRO_RECORD; }
+
 static sluice_err_t w_start(sluice_task_t *task, void **state) {
     char why[256];
     wstate_t *s = calloc(1, sizeof(*s));
@@ -140,6 +141,18 @@ static sluice_err_t w_start(sluice_task_t *task, void **state) {
         host->set_error(task, "config 'window.output.schema': schema %s not found", oname);
         wfree(s);
         return SLUICE_ERR_CONFIG;
+    }
+    static const char *const fields[] = {"symbol", "window_start", "window_end", "is_final",
+                                         "trade_count", "volume", "vwap", "min_price",
+                                         "max_price", "first_price", "last_price", "mean_price",
+                                         "price_volume_multiply"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (!is_record(s->out) || !avro_schema_record_field_get(s->out, fields[i])) {
+            host->set_error(task, "config 'window.output.schema': schema %s has no field %s "
+                                  "(see schemas/trades_summary.avsc)", oname, fields[i]);
+            wfree(s);
+            return SLUICE_ERR_CONFIG;
+        }
     }
     s->m_late = host->metric_counter(task, "window_late_records_total",
                                      "records after the watermark (every window closed)");
