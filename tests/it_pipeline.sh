@@ -28,6 +28,8 @@ cd "$ROOT"
 for v in $(env | sed -n 's/^\(d2b_[A-Za-z0-9_]*\|sf_[A-Za-z0-9_]*\|SLUICE_[A-Z0-9_]*\)=.*/\1/p'); do
   case $v in SLUICE_ROOT | SLUICE_BUILD | SLUICE_BIN | SLUICE_NO_DLCLOSE) ;; *) unset "$v" ;; esac
 done
+# Several workers at once: no fixed REST port (rest.port; 0 = any free one)
+export SLUICE_REST_PORT=0
 HAS_WINDOW=0
 [ -f "$BUILD/plugins/transform-window.so" ] && [ -f conf/connectors/snowflake-summary.json ] && HAS_WINDOW=1
 
