@@ -28,6 +28,8 @@ cd "$ROOT"
 for v in $(env | sed -n 's/^\(d2b_[A-Za-z0-9_]*\|sf_[A-Za-z0-9_]*\|SLUICE_[A-Z0-9_]*\)=.*/\1/p'); do
   case $v in SLUICE_ROOT | SLUICE_BUILD | SLUICE_BIN | SLUICE_NO_DLCLOSE) ;; *) unset "$v" ;; esac
 done
+# Several workers at once: no fixed REST port (rest.port; 0 = any free one)
+export SLUICE_REST_PORT=0
 HAS_WINDOW=0
 [ -f "$BUILD/plugins/transform-window.so" ] && [ -f conf/connectors/snowflake-summary.json ] && HAS_WINDOW=1
 
@@ -235,7 +237,7 @@ i=0; while kill -0 $RP 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1))
 rc=0; wait $RP || rc=$?
 check_eq "run-pipeline: exits 0 on SIGINT" 0 "$rc"
 check "run-pipeline: progress line shape" grep -Eq \
-  '^\[[0-9]+s\] trades in: [0-9]+ \([0-9]+/s\) \| DETAILED_DFX: [0-9]+ rows .*\| consumer lag: [0-9]+$' "$T/run.out"
+  '^\[[0-9]+s\] trades in: [0-9]+ \([0-9]+/s\) \| DETAILED_DFX: [0-9]+ rows .*\| consumer lag: [0-9]+( detailed, [0-9]+ summary)?$' "$T/run.out"
 check "run-pipeline: read the .env" grep -q "^read $T/orig.env" "$T/run.out"
 check "run-pipeline: the worker stopped cleanly" grep -q '^worker stopped (exit 0)' "$T/run.out"
 in_run=$(sed -n 's/^  trades into Kafka: *\([0-9]*\)$/\1/p' "$T/run.out")

@@ -56,6 +56,7 @@ wait_file $EMU_PID "$T/pipe-sf.url" "$T/pipe-sf.out" snowflake-emulator
 export sf_url=$(cat "$T/pipe-sf.url") sf_account=BENCH sf_username=BENCH SF_PRIVATE_KEY_FILE=$T/pipe.p8
 export sf_database=BENCH sf_schema=PUBLIC
 export SLUICE_BOOTSTRAP_SERVERS=$BS SLUICE_PLUGIN_PATH=$BUILD/plugins SLUICE_STATUS_INTERVAL_MS=1000
+export SLUICE_REST_PORT=0 # rest.port: any free port, never a clash with another worker
 export d2b_token_finnhubio=$(cat "$T/fh.token" 2>/dev/null || head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$d2b_token_finnhubio" >"$T/pipe.token"
 syms=; for i in 0 1 2 3 4 5 6 7; do syms+="${syms:+,}'BENCH:PIPE$i'"; done

@@ -37,7 +37,8 @@
 # (consume needs kcat -P's records from produce: they are made for either).
 # BENCH_N=<records> (default 500000) changes N; BENCH_FINNHUB_N (default
 # 200000) the finnhub phase's FN; BENCH_SNOWFLAKE_N (default 20000) the
-# snowflake phase's SN; BENCH_WINDOW_N (default 100000) the window phase's WN; BENCH_POLL=<seconds> the
+# snowflake phase's SN; BENCH_WINDOW_N (default 100000) the window phase's WN;
+# BENCH_POLL=<seconds> the
 # sampling interval (default 0.05). Every wait is bounded (BENCH_LIMIT, 120 s);
 # every process is killed and the temp dir removed on every exit path.
 #
@@ -97,7 +98,6 @@ case $FN in '' | *[!0-9]*) die "BENCH_FINNHUB_N must be a positive integer, not 
 case $SN in '' | *[!0-9]*) die "BENCH_SNOWFLAKE_N must be a positive integer, not '$SN'" ;; esac
 [ "$SN" -ge 100 ] || die "BENCH_SNOWFLAKE_N must be at least 100"
 case $WN in '' | *[!0-9]*) die "BENCH_WINDOW_N must be a positive integer, not '$WN'" ;; esac
-[ "$WN" -ge 100 ] || die "BENCH_WINDOW_N must be at least 100"
 for ph in $PHASES; do
   case $ph in produce | consume | finnhub | window | snowflake | pipeline) ;; *) die "BENCH_PHASES: no phase '$ph' (produce consume finnhub window snowflake pipeline)" ;; esac
 done
@@ -201,8 +201,7 @@ worker_conf() { # file, offsets file
   "offset.storage.file.filename": "$2",
   "offset.flush.interval.ms": 1000,
   "status.interval.ms": 1,
-  "log.level": "info",
-  "rest.port": 0
+  "log.level": "info"
 }
 JSON
 }
@@ -277,19 +276,6 @@ kcat_copy() {
   kcat_produce "$to" "$T/$tag.dump" "kcat-$tag" "$n" -K '\t' -D "$DELIM"
 }
 
-# COUNT := lines in $SINK_FILE, counting only what was appended since last time.
-OFF=0; LINES=0
-file_lines() {
-  local size
-  size=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0)
-  if [ "$size" -gt "$OFF" ]; then
-    LINES=$((LINES + $(tail -c +$((OFF + 1)) "$SINK_FILE" | head -c $((size - OFF)) | wc -l)))
-    OFF=$size
-  fi
-  COUNT=$LINES
-}
-file_bytes() { COUNT=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0); }
-
 echo "sluice bench (N=$N, finnhub FN=$FN, snowflake SN=$SN, $P partitions, 3 mock brokers, $CORES cores; phases:$PHASES); sampling every ${POLL}s"
 
 if phase produce || phase consume; then
@@ -338,6 +324,19 @@ kcat_consume() {
   KC_WALL=$(fsub "$t1" "$t0"); KC_RATE=$(rate "$want" "$KC_WALL")
   KC_CPU=$(awk '{ printf "%.2f", $1 + $2 }' "$T/$tag.time")
 }
+
+# COUNT := lines in $SINK_FILE, counting only what was appended since last time.
+OFF=0; LINES=0
+file_lines() {
+  local size
+  size=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0)
+  if [ "$size" -gt "$OFF" ]; then
+    LINES=$((LINES + $(tail -c +$((OFF + 1)) "$SINK_FILE" | head -c $((size - OFF)) | wc -l)))
+    OFF=$size
+  fi
+  COUNT=$LINES
+}
+file_bytes() { COUNT=$(stat -c %s "$SINK_FILE" 2>/dev/null || echo 0); }
 
 if phase consume; then
 # --- consume: kcat ----------------------------------------------------------------
@@ -476,8 +475,8 @@ if phase window; then
 # partition, tumbling), so every result has an offset of its own and
 # sink-file (which skips offsets it wrote) keeps them all: the file ends
 # with exactly RESULTS lines.
-cp "$ROOT/schemas/trades.avsc" "$ROOT/schemas/trades_summary.avsc" "$T/schemas/"
-DELIM="~sluice-bench-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')~"
+cp "$ROOT/schemas/trades_summary.avsc" "$ROOT/schemas/trades.avsc" "$T/schemas/"
+[ -n "${DELIM:-}" ] || DELIM="~sluice-bench-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')~"
 RESULTS=$(/usr/bin/python3 - "$ROOT/schemas/trades.avsc" "$T" "$DELIM" "$WN" "$P" <<'PYEOF'
 import io, sys, datetime, avro.schema, avro.io
 schema = avro.schema.parse(open(sys.argv[1]).read())

@@ -187,12 +187,14 @@ progress() {
   rate=$(( now > last_t ? (in - last_in) / (now - last_t) : 0 ))
   last_in=$in; last_t=$now
   local line="[$((now - T0))s] trades in: $in ($rate/s) | $DETAILED: $(rows "$DETAILED") rows"
+  line+=" | consumer lag: $lag"
   if [ $HAS_SUMMARY = 1 ]; then
     put_s=$(metric sink_records_put_total snowflake-summary)
-    lag=$((lag + $(metric sink_consumer_lag snowflake-summary)))
-    line+=" | windows emitted: $put_s, $SUMMARY: $(rows "$SUMMARY") rows"
+    # the summary sink's position moves when windows close: its lag counts
+    # the trades in open windows
+    line=${line/" | consumer lag: "/" | windows emitted: $put_s, $SUMMARY: $(rows "$SUMMARY") rows | consumer lag: "}
+    line+=" detailed, $(metric sink_consumer_lag snowflake-summary) summary"
   fi
-  line+=" | consumer lag: $lag"
   if [ -t 1 ]; then printf '\r\033[K%s' "$line"; else echo "$line"; fi
   # errors the worker logged since the last line, on lines of their own
   local n; n=$(grep -c ' ERROR ' "$RUN/worker.log" 2>/dev/null); n=${n:-0}
