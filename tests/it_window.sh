@@ -123,19 +123,9 @@ rows() { q "SELECT COUNT(*) FROM TRADES_SUMMARY" 2>/dev/null | head -1; }
 has_rows() { [ "$(rows)" -gt 0 ] 2>/dev/null; }
 compare() { # prints the first difference; 0 when the table is the recomputation
   q "SELECT SYMBOL, WINDOW_START, WINDOW_END, TRADE_COUNT, VOLUME, VWAP, MIN_PRICE, MAX_PRICE, FIRST_PRICE, LAST_PRICE, MEAN_PRICE, PRICE_VOLUME_MULTIPLY, IS_FINAL FROM TRADES_SUMMARY" >"$T/table.tsv"
-  $PY - "$T/expected.json" "$T/table.tsv" <<'PYEOF'
-import json, sys, datetime
-def ts_ms(t):
-    t = t.strip()
-    try:
-        if "." in t and t.replace(".", "", 1).isdigit(): return round(float(t) * 1000)
-        v = int(t)
-        return v // 1000000 if abs(v) > 10**15 else v
-    except ValueError:
-        t = t.replace("T", " ").rstrip("Z")
-        d, _, frac = t.partition(".")
-        dt = datetime.datetime.strptime(d, "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
-        return int(dt.timestamp()) * 1000 + int((frac + "000")[:3])
+  PYTHONPATH="$ROOT/tests" $PY - "$T/expected.json" "$T/table.tsv" <<'PYEOF'
+import json, sys
+from sf_time import ts_ms  # tests/sf_time.py (PYTHONPATH)
 want = {(w[0], w[1]): w for w in json.load(open(sys.argv[1]))["windows"]}
 got = {}
 for line in open(sys.argv[2]):

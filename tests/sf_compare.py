@@ -13,17 +13,7 @@ tests/it_snowpipe.sh.
 import io, subprocess, sys, datetime, avro.schema, avro.io
 schema = avro.schema.parse(open(sys.argv[1]).read())
 bs, rows_file, topic, nparts = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-def ts_ms(text):  # the emulator's rendering of a TIMESTAMP_NTZ, as epoch ms
-    t = text.strip()
-    try:
-        if "." in t and t.replace(".", "", 1).isdigit(): return round(float(t) * 1000)
-        v = int(t)
-        return v // 1000000 if abs(v) > 10**15 else v
-    except ValueError:
-        t = t.replace("T", " ").rstrip("Z")
-        d, _, frac = t.partition(".")
-        dt = datetime.datetime.strptime(d, "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
-        return int(dt.timestamp()) * 1000 + int((frac + "000")[:3])
+from sf_time import ts_ms  # tests/sf_time.py, beside this script
 kafka = {}
 for p in range(nparts):
     out = subprocess.run(["kcat", "-b", bs, "-C", "-t", topic, "-p", str(p), "-o", "beginning",
