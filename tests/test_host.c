@@ -1276,6 +1276,42 @@ __attribute__((noinline)) static char *metrics_text(sl_metrics_t *m) {
     return buf;
 }
 
+/* Histograms: Prometheus exposition with cumulative _bucket{le}, _sum, _count. */
+static void test_metrics_histogram(void **st) {
+    (void)st;
+    sl_metrics_t *m = sl_metrics_new();
+    const double b[] = {1, 10, 100};
+    sluice_metric_t *h = sl_metrics_histogram(m, "batch", "Batch", "c1", 0, b, 3);
+    assert_non_null(h);
+    assert_ptr_equal(sl_metrics_histogram(m, "batch", "Batch", "c1", 0, b, 3), h);
+    assert_null(sl_metrics_get(m, SL_METRIC_COUNTER, "batch", "x", "c1", 0)); /* kind */
+    assert_null(sl_metrics_get(m, SL_METRIC_HISTOGRAM, "batch", "x", "c1", 0)); /* no bounds */
+    const double bad[] = {10, 1};
+    assert_null(sl_metrics_histogram(m, "bad", "", "c1", 0, bad, 2));
+    assert_null(sl_metrics_histogram(m, "bad", "", "c1", 0, b, 0));
+    sl_metric_observe(h, 1);  /* le=1 (bounds are inclusive) */
+    sl_metric_observe(h, 5);  /* le=10 */
+    sl_metric_observe(h, 50); /* le=100 */
+    sl_metric_add(h, 500);    /* +Inf: add on a histogram observes */
+    assert_float_equal(sl_metric_value(h), 4, 0);
+    sluice_metric_t *c = sl_metrics_get(m, SL_METRIC_COUNTER, "recs", "", "c1", 0);
+    sl_metric_observe(c, 3); /* no-op on a counter */
+    assert_float_equal(sl_metric_value(c), 0, 0);
+    sl_metric_observe(sl_metrics_histogram(m, "lat", "", NULL, -1, b, 3), 0.5); /* worker level */
+    char *text = metrics_text(m);
+    assert_true(has_line(text, "# TYPE sluice_batch histogram"));
+    assert_true(has_line(text, "sluice_batch_bucket{connector=\"c1\",task=\"0\",le=\"1\"} 1"));
+    assert_true(has_line(text, "sluice_batch_bucket{connector=\"c1\",task=\"0\",le=\"10\"} 2"));
+    assert_true(has_line(text, "sluice_batch_bucket{connector=\"c1\",task=\"0\",le=\"100\"} 3"));
+    assert_true(has_line(text, "sluice_batch_bucket{connector=\"c1\",task=\"0\",le=\"+Inf\"} 4"));
+    assert_true(has_line(text, "sluice_batch_sum{connector=\"c1\",task=\"0\"} 556"));
+    assert_true(has_line(text, "sluice_batch_count{connector=\"c1\",task=\"0\"} 4"));
+    assert_true(has_line(text, "sluice_lat_bucket{le=\"1\"} 1"));
+    assert_true(has_line(text, "sluice_lat_count 1"));
+    free(text);
+    sl_metrics_free(m);
+}
+
 static void test_metrics_prometheus_text(void **st) {
     (void)st;
     sl_metrics_t *m = sl_metrics_new();
@@ -1885,6 +1921,8 @@ static void test_api_table_and_err2str(void **st) {
     assert_true(SLUICE_HOST_HAS(h, set_error));
     assert_true(SLUICE_HOST_HAS(h, log));
     assert_true(SLUICE_HOST_HAS(h, timer_stop));
+    assert_true(SLUICE_HOST_HAS(h, metric_histogram)); /* ABI 1.2 */
+    assert_true(SLUICE_HOST_HAS(h, metric_observe));
     assert_true(SLUICE_HOST_HAS(h, err2str));
     /* a shorter table (an older host) does not have the last member */
     sluice_host_api_t older = *h;
@@ -2156,6 +2194,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_offsets_corrupt_file),
         /* metrics */
         cmocka_unit_test(test_metrics_get_or_create),
+        cmocka_unit_test(test_metrics_histogram),
         cmocka_unit_test(test_metrics_values_and_sum),
         cmocka_unit_test(test_metrics_prometheus_text),
         cmocka_unit_test(test_metrics_prometheus_one_type_per_name), /* regression */
