@@ -1,6 +1,7 @@
 /* worker.c - see worker.h. */
 #include "worker.h"
 #include "kafka.h"
+#include "latest.h"
 #include "log.h"
 #include "offset_store.h"
 
@@ -107,6 +108,7 @@ sl_worker_t *sl_worker_new(sl_props_t *props, const char *exe_dir, int dry_run, 
     const char *pp = sl_props_get(props, "plugin.path");
     w->plugin_path = pp ? strdup(pp) : sl_default_plugin_path(exe_dir);
     w->rt.svc.metrics = sl_metrics_new();
+    w->rt.svc.latest = sl_latest_new();
     const char *sp = sl_props_get(props, "schemas.path");
     w->rt.svc.schemas = sl_schemas_new(sp ? sp : "schemas");
     const char *of = sl_props_get(props, "offset.storage.file.filename");
@@ -424,6 +426,7 @@ void sl_worker_free(sl_worker_t *w) {
     sl_offset_store_free(w->rt.svc.offsets);
     sl_schemas_free(w->rt.svc.schemas);
     sl_metrics_free(w->rt.svc.metrics);
+    sl_latest_free(w->rt.svc.latest);
     sl_embedded_stop(w->rt.embedded);
     free(w->bootstrap);
     free(w->plugin_path);

@@ -9,41 +9,11 @@
 # worker's own figures and Kafka (kcat), including the histograms
 # (_bucket/_sum/_count, histogram_quantile).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ops_lib.sh"
 command -v prometheus >/dev/null || { echo "FAIL - prometheus missing (make deps)"; exit 1; }
 command -v jq >/dev/null || { echo "FAIL - jq missing (make deps)"; exit 1; }
-PY=/usr/bin/python3
-N=1500
 
-TOKEN=$(openssl rand -hex 16)
-export MT_FH_TOKEN=$TOKEN
-start_bg "$BUILD/tools/finnhub-replay" --port 0 --port-file "$T/fh.port" --token "$TOKEN" \
-  --synthetic --seed 7 --start-ms now --count $N --rate 600 --batch 3 --drop-after 400 \
-  --malformed-every 30 --sent-file "$T/sent.jsonl" >"$T/replay.out" 2>&1
-check "finnhub-replay starts" wait_for 10 test -s "$T/fh.port"
-
-worker_conf "$T/worker.json"
-jq '. + {"embedded.brokers": 1}' "$T/worker.json" >"$T/w.tmp" && mv "$T/w.tmp" "$T/worker.json"
-cat >"$T/fh.json" <<JSON
-{"name": "fh", "config": {"connector.class": "source-finnhub",
- "finnhub.url": "$(cat "$T/fh.port")", "finnhub.token": "\${env:MT_FH_TOKEN}",
- "finnhub.symbols": "['BINANCE:BTCUSDT','BINANCE:ETHUSDT','AAPL']",
- "topic": "trades", "value.converter": "avro", "value.converter.schema": "trades",
- "finnhub.reconnect.backoff.initial.ms": 100, "finnhub.reconnect.backoff.max.ms": 500,
- "errors.tolerance": "all", "errors.deadletterqueue.topic.name": "trades.dlq",
- "topic.creation.default.partitions": "2", "topic.creation.default.replication.factor": "1"}}
-JSON
-cat >"$T/summary.json" <<JSON
-{"name": "summary", "config": {"connector.class": "sink-file", "topics": "trades",
- "file": "$T/summary.jsonl", "value.converter": "avro", "value.converter.schema": "trades",
- "transforms": "w", "transforms.w.type": "transform-window",
- "transforms.w.window.size.ms": "1000", "transforms.w.window.time.field": "trade_time",
- "transforms.w.window.idle.timeout.ms": "1000", "offset.flush.interval.ms": "500"}}
-JSON
-start_bg "$SLUICE" standalone "$T/worker.json" "$T/fh.json" "$T/summary.json" 2>"$T/worker.log"
-W=$LAST_PID
-check "worker starts (REST port file)" wait_for 30 test -s "$T/rest.port"
-PORT=$(cat "$T/rest.port")
-U="http://127.0.0.1:$PORT"
+start_ops_pipeline
 
 # Prometheus on a free loopback port, scraping the worker every second.
 PPORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -34,6 +34,7 @@
 #include "converter.h"
 #include "loader.h"
 #include "log.h"
+#include "latest.h"
 #include "metrics.h"
 #include "offset_store.h"
 #include "record.h"
@@ -1312,6 +1313,49 @@ static void test_metrics_histogram(void **st) {
     sl_metrics_free(m);
 }
 
+/* latest.h: the newest record per key, bounded, sorted by key. */
+static sluice_record_t *keyed(const char *key, const char *value_json) {
+    sluice_record_t *r = sl_record_new();
+    assert_non_null(r);
+    assert_int_equal(sl_record_set_key(r, key, strlen(key)), SLUICE_OK);
+    assert_int_equal(sl_record_set_value_bytes(r, value_json, strlen(value_json)), SLUICE_OK);
+    assert_int_equal(sl_record_set_topic(r, "t"), SLUICE_OK);
+    return r;
+}
+
+static void test_latest_per_key(void **st) {
+    (void)st;
+    sl_latest_t *l = sl_latest_new();
+    assert_null(sl_latest_json(l, "c"));
+    sluice_record_t *b1 = keyed("B", "{\"vwap\":1}"), *a = keyed("A", "{\"vwap\":2}"),
+                    *b2 = keyed("B", "{\"vwap\":3}"), *c = keyed("C", "not json");
+    assert_int_equal(sl_latest_put(l, "c", b1, 2), 0);
+    assert_int_equal(sl_latest_put(l, "c", a, 2), 0);
+    assert_int_equal(sl_latest_put(l, "c", b2, 2), 0);  /* known key: replaced */
+    assert_int_equal(sl_latest_put(l, "c", c, 2), -1);  /* a third key: dropped */
+    assert_int_equal(sl_latest_put(l, "c", c, 0), -1);  /* off */
+    assert_int_equal(sl_latest_put(l, "d", c, 5), 0);   /* other connector */
+    json_t *j = sl_latest_json(l, "c");
+    char *text = json_dumps(j, JSON_COMPACT);
+    assert_string_equal(text, "{\"connector\":\"c\",\"records\":["
+                              "{\"topic\":\"t\",\"timestamp\":-1,\"value\":{\"vwap\":2},\"key\":\"A\"},"
+                              "{\"topic\":\"t\",\"timestamp\":-1,\"value\":{\"vwap\":3},\"key\":\"B\"}]}");
+    free(text);
+    json_decref(j);
+    j = sl_latest_json(l, "d"); /* bytes that are not JSON: a string */
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(j, "records"), 0), "value")),
+                        "not json");
+    json_decref(j);
+    sl_latest_forget(l, "c");
+    assert_null(sl_latest_json(l, "c"));
+    sl_record_free(b1);
+    sl_record_free(a);
+    sl_record_free(b2);
+    sl_record_free(c);
+    sl_latest_free(l);
+}
+
 static void test_metrics_prometheus_text(void **st) {
     (void)st;
     sl_metrics_t *m = sl_metrics_new();
@@ -1801,7 +1845,7 @@ static void test_timer_started_in_callback_counts_for_wait(void **st) {
  * failure - is deterministic without ASan. */
 static int timer_handle_child(void) {
     static sl_plugin_t stub; /* timers never reach the plugin */
-    sl_services_t svc = {sl_metrics_new(), sl_schemas_new("/nonexistent"), NULL};
+    sl_services_t svc = {sl_metrics_new(), sl_schemas_new("/nonexistent"), NULL, NULL};
     sluice_task_t *t = sl_task_new(&svc, "timers", NULL, &stub, sl_props_new(), 0, 1);
     if (!t) return 2;
     tick_t a = {.stop_after = 1}, b = {0};
@@ -2195,6 +2239,7 @@ int main(int argc, char **argv) {
         /* metrics */
         cmocka_unit_test(test_metrics_get_or_create),
         cmocka_unit_test(test_metrics_histogram),
+        cmocka_unit_test(test_latest_per_key),
         cmocka_unit_test(test_metrics_values_and_sum),
         cmocka_unit_test(test_metrics_prometheus_text),
         cmocka_unit_test(test_metrics_prometheus_one_type_per_name), /* regression */

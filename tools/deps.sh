@@ -7,6 +7,7 @@ PKGS=(build-essential pkg-config librdkafka-dev libavro-dev libwebsockets-dev
       kcat python3 python3-avro libmicrohttpd-dev curl openssl jq
       clang libclang-rt-14-dev valgrind
       prometheus  # tests/it_metrics.sh scrapes GET /metrics with the real server
+      chromium    # tests/it_ui.sh renders GET /ui headless (only that test)
       )
 missing=()
 for p in "${PKGS[@]}"; do
