@@ -92,6 +92,15 @@ sl_worker_t *sl_worker_new(sl_props_t *props, const char *exe_dir, int dry_run, 
         }
         sl_log_set_level((sluice_log_level_t)l);
     }
+    const char *lf = sl_props_get(props, "log.format");
+    if (lf) {
+        int f = sl_log_parse_format(lf);
+        if (f < 0) {
+            snprintf(err, errlen, "config key 'log.format': '%s' is not text|logfmt|json", lf);
+            goto fail;
+        }
+        sl_log_set_format((sl_log_format_t)f);
+    }
     const char *bs = sl_props_get(props, "bootstrap.servers");
     if (!bs || !*bs) {
         snprintf(err, errlen, "config key 'bootstrap.servers': missing (a broker list, or \"embedded\")");

@@ -1480,6 +1480,54 @@ static void test_log_secret_masking(void **st) {
     free(out);
 }
 
+/* log.format: logfmt and json lines, escaped, secrets masked, levels per
+ * component still applied. */
+static void test_log_formats(void **st) {
+    (void)st;
+    assert_int_equal(sl_log_parse_format("json"), SL_LOG_JSON);
+    assert_int_equal(sl_log_parse_format("LOGFMT"), SL_LOG_LOGFMT);
+    assert_int_equal(sl_log_parse_format("text"), SL_LOG_TEXT);
+    assert_int_equal(sl_log_parse_format("xml"), -1);
+    assert_int_equal(sl_log_parse_format(NULL), -1);
+    sl_log_add_secret("fmt-s3cret-9");
+    capture_t c;
+
+    sl_log_set_format(SL_LOG_LOGFMT);
+    capture_begin(&c);
+    sl_log(SLUICE_LOG_WARN, "sink-file", "said \"hi\" \\ then\nleft with fmt-s3cret-9");
+    sl_log(SLUICE_LOG_INFO, "worker", "plain");
+    char *out = capture_end(&c);
+    assert_null(strstr(out, "fmt-s3cret-9"));
+    assert_non_null(strstr(out, " level=warn logger=sink-file msg=\"said \\\"hi\\\" \\\\ "
+                                "then\\nleft with [hidden]\"\n"));
+    assert_non_null(strstr(out, " level=info logger=worker msg=plain\n"));
+    assert_true(strncmp(out, "ts=", 3) == 0 && out[7] == '-' && out[26] == 'Z');
+    free(out);
+
+    sl_log_set_format(SL_LOG_JSON);
+    sl_log_set_component_level("quiet", SLUICE_LOG_ERROR);
+    capture_begin(&c);
+    sl_log(SLUICE_LOG_ERROR, "conn \"a\"", "tab\there fmt-s3cret-9 \xff end");
+    sl_log(SLUICE_LOG_INFO, "quiet", "not written");
+    sl_log(SLUICE_LOG_DEBUG, "worker", "below the root level");
+    out = capture_end(&c);
+    sl_log_set_component_level("quiet", -1);
+    sl_log_set_format(SL_LOG_TEXT);
+    assert_int_equal(count_substr(out, "\n"), 1);
+    json_error_t e;
+    json_t *j = json_loads(out, 0, &e);
+    if (!j) fail_msg("not JSON (%s): %s", e.text, out);
+    assert_string_equal(json_string_value(json_object_get(j, "level")), "error");
+    assert_string_equal(json_string_value(json_object_get(j, "logger")), "conn \"a\"");
+    assert_string_equal(json_string_value(json_object_get(j, "msg")), "tab\there [hidden] ? end");
+    const char *ts = json_string_value(json_object_get(j, "ts"));
+    assert_non_null(ts);
+    assert_int_equal(strlen(ts), 24);
+    assert_int_equal(json_object_size(j), 4);
+    json_decref(j);
+    free(out);
+}
+
 static void test_log_secret_edge_cases(void **st) {
     (void)st;
     /* a secret containing the mask text, and one adjacent to itself */
@@ -2246,6 +2294,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_metrics_prometheus_escaping),          /* regression */
         /* log */
         cmocka_unit_test(test_log_secret_masking),
+        cmocka_unit_test(test_log_formats),
         cmocka_unit_test(test_log_secret_edge_cases),
         cmocka_unit_test(test_log_overlapping_secrets),          /* regression */
         cmocka_unit_test(test_log_long_message_ending_in_secret), /* regression */
