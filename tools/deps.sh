@@ -8,6 +8,7 @@ PKGS=(build-essential pkg-config librdkafka-dev libavro-dev libwebsockets-dev
       clang libclang-rt-14-dev valgrind
       prometheus  # tests/it_metrics.sh scrapes GET /metrics with the real server
       chromium    # tests/it_ui.sh renders GET /ui headless (only that test)
+      docker-compose  # tests/it_compose.sh: `docker-compose config` (no engine needed)
       )
 missing=()
 for p in "${PKGS[@]}"; do
