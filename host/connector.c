@@ -1,4 +1,5 @@
 /* connector.c - see connector.h. */
+#include "latest.h"
 #include "connector.h"
 #include "kafka.h"
 #include "log.h"
@@ -149,6 +150,7 @@ int sl_connector_validate(const sl_runtime_t *rt, const sl_props_t *cfg, const s
     validate_int_key(cfg, "offset.flush.interval.ms", 1, 86400000, &p);
     validate_int_key(cfg, "errors.retry.timeout", -1, INT64_MAX / 2, &p);
     validate_int_key(cfg, "errors.retry.delay.max.ms", 1, 86400000, &p);
+    validate_int_key(cfg, "latest.records.max", 0, 100000, &p);
     const char *tol = sl_props_get(cfg, "errors.tolerance");
     if (tol && strcmp(tol, "none") != 0 && strcmp(tol, "all") != 0)
         problem(&p, "errors.tolerance", "'%s' is not one of none|all", tol);
@@ -260,6 +262,7 @@ sl_connector_t *sl_connector_new(const sl_runtime_t *rt, const char *name, const
         sl_parse_int64(v, &c->retry_delay_max_ms);
     v = sl_props_get(config, "errors.deadletterqueue.topic.name");
     if (v && *v) c->dlq_topic = strdup(v);
+    if ((v = sl_props_get(config, "latest.records.max"))) sl_parse_int64(v, &c->latest_max);
     register_secrets(c->plugin, config);
     if (build_transforms(c, err, errlen) != 0) goto fail;
     for (size_t i = 0; i < c->ntransforms; i++)
@@ -352,6 +355,7 @@ void sl_connector_drain(sl_connector_t *c, int64_t timeout_ms) {
 void sl_connector_free(sl_connector_t *c) {
     if (!c) return;
     sl_connector_stop(c);
+    if (c->rt && c->name) sl_latest_forget(c->rt->svc.latest, c->name);
     for (size_t i = 0; i < c->ntransforms; i++) {
         free(c->transforms[i].alias);
         sl_props_free(c->transforms[i].config);

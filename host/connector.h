@@ -67,6 +67,7 @@ struct sl_connector {
     int64_t retry_timeout_ms;
     int64_t retry_delay_max_ms; /* errors.retry.delay.max.ms (60000) */
     char *dlq_topic;      /* errors.deadletterqueue.topic.name, or NULL */
+    int64_t latest_max;   /* latest.records.max: keys kept for GET .../latest; 0 = off */
     atomic_int stopping;
     atomic_int draining; /* sinks: stop once caught up with the log end */
     sl_runner_t *runners;

@@ -147,6 +147,11 @@ static sluice_metric_t *api_metric_gauge(sluice_task_t *t, const char *name, con
     return sl_metrics_get(t->svc->metrics, SL_METRIC_GAUGE, name, help, t->connector, t->id);
 }
 
+static sluice_metric_t *api_metric_histogram(sluice_task_t *t, const char *name, const char *help,
+                                             const double *bounds, size_t nbounds) {
+    return sl_metrics_histogram(t->svc->metrics, name, help, t->connector, t->id, bounds, nbounds);
+}
+
 static sluice_timer_t *api_timer_start(sluice_task_t *t, int64_t interval_ms, sluice_timer_fn fn,
                                        void *arg) {
     if (!t || !fn || interval_ms <= 0) return NULL;
@@ -246,6 +251,8 @@ static const sluice_host_api_t host_api = {
     .err2str = api_err2str,
     .set_error = api_set_error,
     .record_set_kafka_position = api_record_set_kafka_position,
+    .metric_histogram = api_metric_histogram,
+    .metric_observe = sl_metric_observe,
 };
 
 const sluice_host_api_t *sl_host_api(void) { return &host_api; }

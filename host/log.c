@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #define SECRET_MASK "[hidden]"
 
 static struct {
@@ -19,7 +21,9 @@ static struct {
     size_t nsecrets;
     sl_logger_level_t *loggers; /* per-component levels, over the root one */
     size_t nloggers;
-} g_log = {PTHREAD_MUTEX_INITIALIZER, SLUICE_LOG_INFO, NULL, 0, NULL, 0};
+    sl_log_format_t format;
+    FILE *out; /* NULL = stderr */
+} g_log = {PTHREAD_MUTEX_INITIALIZER, SLUICE_LOG_INFO, NULL, 0, NULL, 0, SL_LOG_TEXT, NULL};
 /* Whether any component has its own level: read without the lock on every
  * line, so that lines below the root level stay cheap when none has. */
 static atomic_int g_has_loggers;
@@ -28,6 +32,29 @@ void sl_log_init(void) {
     const char *env = getenv("SLUICE_LOG_LEVEL");
     int lvl = env ? sl_log_parse_level(env) : -1;
     if (lvl > 0) g_log.level = (sluice_log_level_t)lvl;
+    env = getenv("SLUICE_LOG_FORMAT");
+    int fmt = env ? sl_log_parse_format(env) : -1;
+    if (fmt >= 0) g_log.format = (sl_log_format_t)fmt;
+}
+
+int sl_log_parse_format(const char *s) {
+    if (!s) return -1;
+    if (strcasecmp(s, "text") == 0) return SL_LOG_TEXT;
+    if (strcasecmp(s, "logfmt") == 0) return SL_LOG_LOGFMT;
+    if (strcasecmp(s, "json") == 0) return SL_LOG_JSON;
+    return -1;
+}
+
+void sl_log_set_format(sl_log_format_t format) {
+    pthread_mutex_lock(&g_log.lock);
+    g_log.format = format;
+    pthread_mutex_unlock(&g_log.lock);
+}
+
+void sl_log_set_output(FILE *out) {
+    pthread_mutex_lock(&g_log.lock);
+    g_log.out = out;
+    pthread_mutex_unlock(&g_log.lock);
 }
 
 void sl_log_shutdown(void) {
@@ -170,6 +197,68 @@ static const char *level_name(sluice_log_level_t level) {
     }
 }
 
+/* logfmt value: bare when it needs no quoting, else "..." with \\, \" and
+ * control characters escaped. */
+static void logfmt_value(FILE *f, const char *v) {
+    int bare = *v != '\0';
+    for (const char *p = v; *p && bare; p++)
+        if (*p == ' ' || *p == '"' || *p == '=' || *p == '\\' || (unsigned char)*p < 0x20) bare = 0;
+    if (bare) {
+        fputs(v, f);
+        return;
+    }
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p == '\n') fputs("\\n", f);
+        else if (*p == '\t') fputs("\\t", f);
+        else if (*p == '\r') fputs("\\r", f);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* One line in the configured format; called with the lock held. */
+static void write_line(const char *when, sluice_log_level_t level, const char *component,
+                       const char *msg) {
+    FILE *f = g_log.out ? g_log.out : stderr;
+    if (g_log.format == SL_LOG_TEXT) {
+        fprintf(f, "%s %s [%s] %s\n", when, level_name(level), component, msg);
+        return;
+    }
+    char lower[8];
+    const char *name = sl_log_level_name(level);
+    size_t i = 0;
+    for (; name[i] && i < sizeof(lower) - 1; i++) lower[i] = (char)(name[i] | 0x20);
+    lower[i] = '\0';
+    if (g_log.format == SL_LOG_LOGFMT) {
+        fprintf(f, "ts=%s level=%s logger=", when, lower);
+        logfmt_value(f, component);
+        fputs(" msg=", f);
+        logfmt_value(f, msg);
+        fputc('\n', f);
+        return;
+    }
+    /* json: jansson does the escaping (a message that is not UTF-8 is
+     * written with its invalid bytes replaced, never dropped) */
+    json_t *o = json_pack("{s:s,s:s,s:s?}", "ts", when, "level", lower, "logger", component);
+    json_t *m = json_string(msg);
+    if (!m) { /* not UTF-8 */
+        char *fixed = strdup(msg);
+        for (unsigned char *p = (unsigned char *)fixed; fixed && *p; p++)
+            if (*p >= 0x80) *p = '?';
+        m = json_string(fixed ? fixed : "");
+        free(fixed);
+    }
+    if (o) json_object_set_new(o, "msg", m);
+    else json_decref(m);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (text) fprintf(f, "%s\n", text);
+    free(text);
+    json_decref(o);
+}
+
 void sl_logv(sluice_log_level_t level, const char *component, const char *fmt, va_list ap) {
     int has_loggers = atomic_load(&g_has_loggers);
     if (!has_loggers && !sl_log_enabled(level)) return;
@@ -185,14 +274,14 @@ void sl_logv(sluice_log_level_t level, const char *component, const char *fmt, v
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    char secs[24], when[48];
+    strftime(secs, sizeof(secs), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when, sizeof(when), "%s.%03ldZ", secs, ts.tv_nsec / 1000000L);
     pthread_mutex_lock(&g_log.lock);
     char *masked = g_log.nsecrets ? mask_secrets(msg) : NULL;
     /* A message that cannot be masked (OOM) is not written at all. */
     if (masked || !g_log.nsecrets)
-        fprintf(stderr, "%s.%03ldZ %s [%s] %s\n", when, ts.tv_nsec / 1000000L, level_name(level),
-                component ? component : "worker", masked ? masked : msg);
+        write_line(when, level, component ? component : "worker", masked ? masked : msg);
     pthread_mutex_unlock(&g_log.lock);
     free(masked);
     free(msg);

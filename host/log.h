@@ -1,6 +1,9 @@
 /*
- * log.h - the worker's log: one line per event on stderr,
- * "2026-11-28T04:20:00.123Z LEVEL [component] message".
+ * log.h - the worker's log: one line per event on stderr, in the format
+ * set by log.format (worker config) or SLUICE_LOG_FORMAT:
+ *   text    "2026-11-28T04:20:00.123Z LEVEL [component] message" (default)
+ *   logfmt  ts=2026-11-28T04:20:00.123Z level=info logger=component msg="message"
+ *   json    {"ts":"2026-11-28T04:20:00.123Z","level":"info","logger":"component","msg":"message"}
  *
  * Secrets: every value of a config key declared SECRET is registered with
  * sl_log_add_secret() before its connector starts; any log line containing
@@ -10,9 +13,18 @@
 #define SLUICE_HOST_LOG_H
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <sluice/plugin.h>
 
+typedef enum { SL_LOG_TEXT, SL_LOG_LOGFMT, SL_LOG_JSON } sl_log_format_t;
+
+/** Reads SLUICE_LOG_LEVEL and SLUICE_LOG_FORMAT. */
 void sl_log_init(void);
+/** "text|logfmt|json" -> format; -1 when unknown. */
+int sl_log_parse_format(const char *s);
+void sl_log_set_format(sl_log_format_t format);
+/** Where lines go: NULL = stderr (tests capture lines with a memstream). */
+void sl_log_set_output(FILE *out);
 void sl_log_shutdown(void);
 void sl_log_set_level(sluice_log_level_t level);
 sluice_log_level_t sl_log_get_level(void);

@@ -2,16 +2,24 @@
  * plugins look theirs up once and keep the pointer. */
 #include "metrics.h"
 
+#include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct sluice_metric {
     sl_metrics_t *owner;
     sl_metric_kind_t kind;
     char *name, *help, *connector;
     int task;
-    double value;
+    double value; /* counter/gauge value; histogram: sum of observations */
+    /* histogram only: upper bounds and per-bucket (not cumulative) counts,
+     * counts[nbounds] being the +Inf bucket */
+    size_t nbounds;
+    double bounds[SL_METRIC_MAX_BUCKETS];
+    uint64_t counts[SL_METRIC_MAX_BUCKETS + 1];
 };
 
 struct sl_metrics {
@@ -19,6 +27,20 @@ struct sl_metrics {
     sluice_metric_t **items;
     size_t n, cap;
 };
+
+const double sl_metrics_seconds_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                             0.1,    0.25,  0.5,    1,     2.5,  5,     10, 30};
+const size_t sl_metrics_seconds_nbuckets =
+    sizeof(sl_metrics_seconds_buckets) / sizeof(sl_metrics_seconds_buckets[0]);
+const double sl_metrics_size_buckets[] = {1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 100000};
+const size_t sl_metrics_size_nbuckets =
+    sizeof(sl_metrics_size_buckets) / sizeof(sl_metrics_size_buckets[0]);
+
+double sl_metrics_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 sl_metrics_t *sl_metrics_new(void) {
     sl_metrics_t *m = calloc(1, sizeof(*m));
@@ -65,8 +87,9 @@ static sluice_metric_t *metric_new(sl_metrics_t *m, sl_metric_kind_t kind, const
     return x;
 }
 
-sluice_metric_t *sl_metrics_get(sl_metrics_t *m, sl_metric_kind_t kind, const char *name,
-                                const char *help, const char *connector, int task) {
+static sluice_metric_t *get_metric(sl_metrics_t *m, sl_metric_kind_t kind, const char *name,
+                                   const char *help, const char *connector, int task,
+                                   const double *bounds, size_t nbounds) {
     if (!m || !name || !*name) return NULL;
     sluice_metric_t *found = NULL;
     pthread_mutex_lock(&m->lock);
@@ -83,31 +106,76 @@ sluice_metric_t *sl_metrics_get(sl_metrics_t *m, sl_metric_kind_t kind, const ch
         m->items = grown;
         m->cap = cap;
     }
-    if ((found = metric_new(m, kind, name, help, connector, task)) != NULL)
+    if ((found = metric_new(m, kind, name, help, connector, task)) != NULL) {
+        found->nbounds = nbounds;
+        if (nbounds) memcpy(found->bounds, bounds, nbounds * sizeof(*bounds));
         m->items[m->n++] = found;
+    }
 out:
     pthread_mutex_unlock(&m->lock);
     return found;
 }
 
+sluice_metric_t *sl_metrics_get(sl_metrics_t *m, sl_metric_kind_t kind, const char *name,
+                                const char *help, const char *connector, int task) {
+    if (kind == SL_METRIC_HISTOGRAM) return NULL; /* needs bounds */
+    return get_metric(m, kind, name, help, connector, task, NULL, 0);
+}
+
+sluice_metric_t *sl_metrics_histogram(sl_metrics_t *m, const char *name, const char *help,
+                                      const char *connector, int task, const double *bounds,
+                                      size_t nbounds) {
+    if (!bounds || nbounds == 0 || nbounds > SL_METRIC_MAX_BUCKETS) return NULL;
+    for (size_t i = 0; i < nbounds; i++)
+        if (!isfinite(bounds[i]) || (i && bounds[i] <= bounds[i - 1])) return NULL;
+    return get_metric(m, SL_METRIC_HISTOGRAM, name, help, connector, task, bounds, nbounds);
+}
+
+/* Caller holds the lock. */
+static void observe_locked(sluice_metric_t *x, double v) {
+    size_t i = 0;
+    while (i < x->nbounds && v > x->bounds[i]) i++; /* le: v <= bound */
+    x->counts[i]++;
+    x->value += v;
+}
+
+void sl_metric_observe(sluice_metric_t *x, double value) {
+    if (!x || x->kind != SL_METRIC_HISTOGRAM) return;
+    pthread_mutex_lock(&x->owner->lock);
+    observe_locked(x, value);
+    pthread_mutex_unlock(&x->owner->lock);
+}
+
+static uint64_t hist_count(const sluice_metric_t *x) {
+    uint64_t n = 0;
+    for (size_t i = 0; i <= x->nbounds; i++) n += x->counts[i];
+    return n;
+}
+
 void sl_metric_add(sluice_metric_t *x, double delta) {
     if (!x) return;
     pthread_mutex_lock(&x->owner->lock);
-    x->value += delta;
+    if (x->kind == SL_METRIC_HISTOGRAM)
+        observe_locked(x, delta);
+    else
+        x->value += delta;
     pthread_mutex_unlock(&x->owner->lock);
 }
 
 void sl_metric_set(sluice_metric_t *x, double value) {
     if (!x) return;
     pthread_mutex_lock(&x->owner->lock);
-    x->value = value;
+    if (x->kind == SL_METRIC_HISTOGRAM)
+        observe_locked(x, value);
+    else
+        x->value = value;
     pthread_mutex_unlock(&x->owner->lock);
 }
 
 double sl_metric_value(sluice_metric_t *x) {
     if (!x) return 0;
     pthread_mutex_lock(&x->owner->lock);
-    double v = x->value;
+    double v = x->kind == SL_METRIC_HISTOGRAM ? (double)hist_count(x) : x->value;
     pthread_mutex_unlock(&x->owner->lock);
     return v;
 }
@@ -136,14 +204,42 @@ static void write_escaped(FILE *out, const char *s, int label) {
     }
 }
 
-static void write_sample(FILE *out, const sluice_metric_t *x) {
-    fprintf(out, "sluice_%s", x->name);
+/* One sample line: sluice_<name><suffix>{connector=..,task=..,le=..} v.
+ * le is NULL outside histogram buckets. */
+static void write_line(FILE *out, const sluice_metric_t *x, const char *suffix, const char *le,
+                       double v) {
+    fprintf(out, "sluice_%s%s", x->name, suffix);
+    if (x->connector || le) fputc('{', out);
     if (x->connector) {
-        fputs("{connector=\"", out);
+        fputs("connector=\"", out);
         write_escaped(out, x->connector, 1);
-        fprintf(out, "\",task=\"%d\"}", x->task);
+        fprintf(out, "\",task=\"%d\"", x->task);
     }
-    fprintf(out, " %.17g\n", x->value);
+    if (le) fprintf(out, "%sle=\"%s\"", x->connector ? "," : "", le);
+    if (x->connector || le) fputc('}', out);
+    fprintf(out, " %.17g\n", v);
+}
+
+static void write_sample(FILE *out, const sluice_metric_t *x) {
+    if (x->kind != SL_METRIC_HISTOGRAM) {
+        write_line(out, x, "", NULL, x->value);
+        return;
+    }
+    uint64_t cum = 0;
+    char le[40];
+    for (size_t i = 0; i < x->nbounds; i++) {
+        cum += x->counts[i];
+        snprintf(le, sizeof le, "%.17g", x->bounds[i]);
+        write_line(out, x, "_bucket", le, (double)cum);
+    }
+    cum += x->counts[x->nbounds];
+    write_line(out, x, "_bucket", "+Inf", (double)cum);
+    write_line(out, x, "_sum", NULL, x->value);
+    write_line(out, x, "_count", NULL, (double)cum);
+}
+
+static const char *kind_name(sl_metric_kind_t k) {
+    return k == SL_METRIC_COUNTER ? "counter" : k == SL_METRIC_GAUGE ? "gauge" : "histogram";
 }
 
 void sl_metrics_write(sl_metrics_t *m, FILE *out) {
@@ -157,7 +253,7 @@ void sl_metrics_write(sl_metrics_t *m, FILE *out) {
         fprintf(out, "# HELP sluice_%s ", x->name);
         write_escaped(out, x->help, 0);
         fprintf(out, "\n# TYPE sluice_%s %s\n", x->name,
-                x->kind == SL_METRIC_COUNTER ? "counter" : "gauge");
+                kind_name(x->kind));
         for (size_t j = i; j < m->n; j++)
             if (strcmp(m->items[j]->name, x->name) == 0) write_sample(out, m->items[j]);
     }

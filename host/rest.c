@@ -1,5 +1,7 @@
 /* rest.c - see rest.h. libmicrohttpd, a thread per connection (at most 64);
  * each request is routed by (method, path pattern) to a herder verb. */
+#include "latest.h"
+#include "ui.h"
 #include "rest.h"
 #include "kafka.h"
 #include "log.h"
@@ -23,6 +25,7 @@ struct sl_rest {
     struct MHD_Daemon *daemon;
     sl_herder_t *herder;
     sl_metrics_t *metrics;
+    struct sl_latest *latest;
     sluice_metric_t *requests, *errors;
     char *token;       /* rest.auth.token, or NULL */
     size_t max_body;   /* rest.max.body.bytes */
@@ -182,6 +185,16 @@ static int alter_offsets(call_t *c, json_t **out) {
     return H->ops->alter_offsets(H, NAME, c->body, out);
 }
 static int reset_offsets(call_t *c, json_t **out) { return H->ops->alter_offsets(H, NAME, NULL, out); }
+/* GET /connectors/{name}/latest: the latest record per key the sink got
+ * (latest.h); 404 when the connector keeps none. */
+static int latest(call_t *c, json_t **out) {
+    if ((*out = sl_latest_json(c->r->latest, NAME)) != NULL) return 200;
+    sl_herder_error(out, 404,
+                    "Connector %s has no latest records (not a running sink with "
+                    "latest.records.max > 0, or nothing put yet)",
+                    NAME);
+    return 404;
+}
 static int plugins(call_t *c, json_t **out) {
     const char *only = arg(c, "connectorsOnly");
     return H->ops->plugins(H, !only || strcasecmp(only, "false") != 0, out);
@@ -260,6 +273,7 @@ static const route_t routes[] = {
     {"GET", "connectors/*/topics", 0, topics},
     {"PUT", "connectors/*/topics/reset", 0, topics_reset},
     {"GET", "connectors/*/offsets", 0, offsets},
+    {"GET", "connectors/*/latest", 0, latest},
     {"PATCH", "connectors/*/offsets", 1, alter_offsets},
     {"DELETE", "connectors/*/offsets", 0, reset_offsets},
     {"GET", "connector-plugins", 0, plugins},
@@ -378,6 +392,11 @@ static enum MHD_Result answer(sl_rest_t *r, struct MHD_Connection *conn, const c
         return send_error(r, conn, 413, msg);
     }
     if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0) return metrics(r, conn);
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/ui") == 0) {
+        char *page = strdup(sl_ui_html);
+        if (!page) return send_error(r, conn, 500, "out of memory");
+        return send_text(r, conn, 200, page, "text/html; charset=utf-8");
+    }
     return dispatch(r, conn, method, url, req);
 }
 
@@ -530,6 +549,7 @@ sl_rest_t *sl_rest_start(const sl_runtime_t *rt, sl_herder_t *h, char *err, size
     r->herder = h;
     r->bootstrap = strdup(rt->bootstrap ? rt->bootstrap : "");
     r->metrics = rt->svc.metrics;
+    r->latest = rt->svc.latest;
     r->requests = sl_metrics_get(r->metrics, SL_METRIC_COUNTER, "rest_requests_total",
                                  "REST requests answered", NULL, -1);
     r->errors = sl_metrics_get(r->metrics, SL_METRIC_COUNTER, "rest_errors_total",

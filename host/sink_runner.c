@@ -6,6 +6,7 @@
 #include "connector.h"
 #include "dlq.h"
 #include "kafka.h"
+#include "latest.h"
 #include "log.h"
 #include "record.h"
 
@@ -50,7 +51,7 @@ typedef struct sink_ctx {
     int64_t drain_since, next_drain_check;
     int ever_assigned; /* a group join completed (see sl_kafka_consumer_destroy) */
     sluice_metric_t *m_consumed, *m_put, *m_commits, *m_commit_failures, *m_put_retries, *m_paused,
-        *m_lag;
+        *m_lag, *m_batch, *m_put_s, *m_flush_s, *m_latest_dropped;
     rd_kafka_resp_err_t commit_err; /* the last failure logged, and when */
     int64_t commit_err_logged;
     int commit_err_quiet;
@@ -120,7 +121,9 @@ static void put_batch(sink_ctx_t *s) {
     if (s->retry_since && now < s->retry_at) return;
     const sluice_sink_ops_t *ops = s->task->plugin->desc->sink;
     s->task->error[0] = '\0';
+    double t0 = sl_metrics_now_s();
     sluice_err_t rc = ops->put(s->task->state, s->task, s->batch, s->nbatch);
+    sl_metric_observe(s->m_put_s, sl_metrics_now_s() - t0);
     if (rc == SLUICE_ERR_RETRIABLE && !sl_runner_stopping(s->runner)) {
         sl_metric_add(s->m_put_retries, 1);
         now = sl_mono_ms();
@@ -165,6 +168,11 @@ static void put_batch(sink_ctx_t *s) {
         return;
     }
     sl_metric_add(s->m_put, (double)s->nbatch);
+    sl_metric_observe(s->m_batch, (double)s->nbatch);
+    for (size_t i = 0; s->conn->latest_max > 0 && i < s->nbatch; i++)
+        if (sl_latest_put(s->conn->rt->svc.latest, s->conn->name, s->batch[i],
+                          (size_t)s->conn->latest_max) != 0)
+            sl_metric_add(s->m_latest_dropped, 1);
     for (size_t i = 0; i < s->nbatch; i++) {
         sluice_record_t *rec = s->batch[i];
         assigned_t *a = rec->topic ? find_part(s, rec->topic, rec->partition) : NULL;
@@ -222,7 +230,9 @@ static void commit(sink_ctx_t *s, const rd_kafka_topic_partition_list_t *only, i
     for (size_t i = 0; before && i < n; i++) before[i] = tps[i].offset;
     const sluice_sink_ops_t *ops = s->task->plugin->desc->sink;
     if (n && ops->pre_commit) {
+        double t0 = sl_metrics_now_s();
         sluice_err_t rc = ops->pre_commit(s->task->state, s->task, tps, n);
+        sl_metric_observe(s->m_flush_s, sl_metrics_now_s() - t0);
         if (rc != SLUICE_OK) {
             SL_WARN(s->task->tag, "pre_commit: %s%s%s: committing nothing this time",
                     sl_host_api()->err2str(rc), s->task->error[0] ? ": " : "", s->task->error);
@@ -457,6 +467,19 @@ static int setup(sink_ctx_t *s) {
     s->m_lag = sl_metrics_get(m, SL_METRIC_GAUGE, "sink_consumer_lag",
                               "records between the assigned partitions' end offsets (as last "
                               "fetched) and what was put", c->name, id);
+    s->m_latest_dropped = sl_metrics_get(m, SL_METRIC_COUNTER, "latest_records_dropped_total",
+                                         "records not kept for GET /connectors/{name}/latest "
+                                         "(a new key beyond latest.records.max)",
+                                         c->name, id);
+    s->m_batch = sl_metrics_histogram(m, "sink_batch_records", "records per put() batch", c->name,
+                                      id, sl_metrics_size_buckets, sl_metrics_size_nbuckets);
+    s->m_put_s = sl_metrics_histogram(m, "sink_put_seconds", "put() latency", c->name, id,
+                                      sl_metrics_seconds_buckets, sl_metrics_seconds_nbuckets);
+    s->m_flush_s = sl_metrics_histogram(m, "sink_flush_seconds",
+                                        "pre_commit() latency (the sink making its writes durable "
+                                        "before an offset commit)",
+                                        c->name, id, sl_metrics_seconds_buckets,
+                                        sl_metrics_seconds_nbuckets);
     if (sl_chain_init(&s->chain, c, id, collect, s, sl_dlq_report, &s->dlq, err, sizeof(err)) != 0) {
         fail_task(s, "%s", err);
         return -1;

@@ -21,6 +21,7 @@ typedef struct sl_services {
     sl_metrics_t *metrics;
     sl_schemas_t *schemas;
     struct sl_offset_store *offsets; /* source offsets; may be NULL */
+    struct sl_latest *latest;        /* latest sink records per key; may be NULL */
 } sl_services_t;
 
 /** Where a task's emit() goes: the next transform, or the runner's sink. */

@@ -1,6 +1,7 @@
 /* worker.c - see worker.h. */
 #include "worker.h"
 #include "kafka.h"
+#include "latest.h"
 #include "log.h"
 #include "offset_store.h"
 
@@ -91,6 +92,15 @@ sl_worker_t *sl_worker_new(sl_props_t *props, const char *exe_dir, int dry_run, 
         }
         sl_log_set_level((sluice_log_level_t)l);
     }
+    const char *lf = sl_props_get(props, "log.format");
+    if (lf) {
+        int f = sl_log_parse_format(lf);
+        if (f < 0) {
+            snprintf(err, errlen, "config key 'log.format': '%s' is not text|logfmt|json", lf);
+            goto fail;
+        }
+        sl_log_set_format((sl_log_format_t)f);
+    }
     const char *bs = sl_props_get(props, "bootstrap.servers");
     if (!bs || !*bs) {
         snprintf(err, errlen, "config key 'bootstrap.servers': missing (a broker list, or \"embedded\")");
@@ -107,6 +117,7 @@ sl_worker_t *sl_worker_new(sl_props_t *props, const char *exe_dir, int dry_run, 
     const char *pp = sl_props_get(props, "plugin.path");
     w->plugin_path = pp ? strdup(pp) : sl_default_plugin_path(exe_dir);
     w->rt.svc.metrics = sl_metrics_new();
+    w->rt.svc.latest = sl_latest_new();
     const char *sp = sl_props_get(props, "schemas.path");
     w->rt.svc.schemas = sl_schemas_new(sp ? sp : "schemas");
     const char *of = sl_props_get(props, "offset.storage.file.filename");
@@ -424,6 +435,7 @@ void sl_worker_free(sl_worker_t *w) {
     sl_offset_store_free(w->rt.svc.offsets);
     sl_schemas_free(w->rt.svc.schemas);
     sl_metrics_free(w->rt.svc.metrics);
+    sl_latest_free(w->rt.svc.latest);
     sl_embedded_stop(w->rt.embedded);
     free(w->bootstrap);
     free(w->plugin_path);

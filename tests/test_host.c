@@ -34,6 +34,7 @@
 #include "converter.h"
 #include "loader.h"
 #include "log.h"
+#include "latest.h"
 #include "metrics.h"
 #include "offset_store.h"
 #include "record.h"
@@ -1276,6 +1277,85 @@ __attribute__((noinline)) static char *metrics_text(sl_metrics_t *m) {
     return buf;
 }
 
+/* Histograms: Prometheus exposition with cumulative _bucket{le}, _sum, _count. */
+static void test_metrics_histogram(void **st) {
+    (void)st;
+    sl_metrics_t *m = sl_metrics_new();
+    const double b[] = {1, 10, 100};
+    sluice_metric_t *h = sl_metrics_histogram(m, "batch", "Batch", "c1", 0, b, 3);
+    assert_non_null(h);
+    assert_ptr_equal(sl_metrics_histogram(m, "batch", "Batch", "c1", 0, b, 3), h);
+    assert_null(sl_metrics_get(m, SL_METRIC_COUNTER, "batch", "x", "c1", 0)); /* kind */
+    assert_null(sl_metrics_get(m, SL_METRIC_HISTOGRAM, "batch", "x", "c1", 0)); /* no bounds */
+    const double bad[] = {10, 1};
+    assert_null(sl_metrics_histogram(m, "bad", "", "c1", 0, bad, 2));
+    assert_null(sl_metrics_histogram(m, "bad", "", "c1", 0, b, 0));
+    sl_metric_observe(h, 1);  /* le=1 (bounds are inclusive) */
+    sl_metric_observe(h, 5);  /* le=10 */
+    sl_metric_observe(h, 50); /* le=100 */
+    sl_metric_add(h, 500);    /* +Inf: add on a histogram observes */
+    assert_float_equal(sl_metric_value(h), 4, 0);
+    sluice_metric_t *c = sl_metrics_get(m, SL_METRIC_COUNTER, "recs", "", "c1", 0);
+    sl_metric_observe(c, 3); /* no-op on a counter */
+    assert_float_equal(sl_metric_value(c), 0, 0);
+    sl_metric_observe(sl_metrics_histogram(m, "lat", "", NULL, -1, b, 3), 0.5); /* worker level */
+    char *text = metrics_text(m);
+    assert_true(has_line(text, "# TYPE sluice_batch histogram"));
+    assert_true(has_line(text, "sluice_batch_bucket{connector=\"c1\",task=\"0\",le=\"1\"} 1"));
+    assert_true(has_line(text, "sluice_batch_bucket{connector=\"c1\",task=\"0\",le=\"10\"} 2"));
+    assert_true(has_line(text, "sluice_batch_bucket{connector=\"c1\",task=\"0\",le=\"100\"} 3"));
+    assert_true(has_line(text, "sluice_batch_bucket{connector=\"c1\",task=\"0\",le=\"+Inf\"} 4"));
+    assert_true(has_line(text, "sluice_batch_sum{connector=\"c1\",task=\"0\"} 556"));
+    assert_true(has_line(text, "sluice_batch_count{connector=\"c1\",task=\"0\"} 4"));
+    assert_true(has_line(text, "sluice_lat_bucket{le=\"1\"} 1"));
+    assert_true(has_line(text, "sluice_lat_count 1"));
+    free(text);
+    sl_metrics_free(m);
+}
+
+/* latest.h: the newest record per key, bounded, sorted by key. */
+static sluice_record_t *keyed(const char *key, const char *value_json) {
+    sluice_record_t *r = sl_record_new();
+    assert_non_null(r);
+    assert_int_equal(sl_record_set_key(r, key, strlen(key)), SLUICE_OK);
+    assert_int_equal(sl_record_set_value_bytes(r, value_json, strlen(value_json)), SLUICE_OK);
+    assert_int_equal(sl_record_set_topic(r, "t"), SLUICE_OK);
+    return r;
+}
+
+static void test_latest_per_key(void **st) {
+    (void)st;
+    sl_latest_t *l = sl_latest_new();
+    assert_null(sl_latest_json(l, "c"));
+    sluice_record_t *b1 = keyed("B", "{\"vwap\":1}"), *a = keyed("A", "{\"vwap\":2}"),
+                    *b2 = keyed("B", "{\"vwap\":3}"), *c = keyed("C", "not json");
+    assert_int_equal(sl_latest_put(l, "c", b1, 2), 0);
+    assert_int_equal(sl_latest_put(l, "c", a, 2), 0);
+    assert_int_equal(sl_latest_put(l, "c", b2, 2), 0);  /* known key: replaced */
+    assert_int_equal(sl_latest_put(l, "c", c, 2), -1);  /* a third key: dropped */
+    assert_int_equal(sl_latest_put(l, "c", c, 0), -1);  /* off */
+    assert_int_equal(sl_latest_put(l, "d", c, 5), 0);   /* other connector */
+    json_t *j = sl_latest_json(l, "c");
+    char *text = json_dumps(j, JSON_COMPACT);
+    assert_string_equal(text, "{\"connector\":\"c\",\"records\":["
+                              "{\"topic\":\"t\",\"timestamp\":-1,\"value\":{\"vwap\":2},\"key\":\"A\"},"
+                              "{\"topic\":\"t\",\"timestamp\":-1,\"value\":{\"vwap\":3},\"key\":\"B\"}]}");
+    free(text);
+    json_decref(j);
+    j = sl_latest_json(l, "d"); /* bytes that are not JSON: a string */
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(j, "records"), 0), "value")),
+                        "not json");
+    json_decref(j);
+    sl_latest_forget(l, "c");
+    assert_null(sl_latest_json(l, "c"));
+    sl_record_free(b1);
+    sl_record_free(a);
+    sl_record_free(b2);
+    sl_record_free(c);
+    sl_latest_free(l);
+}
+
 static void test_metrics_prometheus_text(void **st) {
     (void)st;
     sl_metrics_t *m = sl_metrics_new();
@@ -1397,6 +1477,54 @@ static void test_log_secret_masking(void **st) {
     assert_non_null(strstr(out, "[plugin] via the table: x[hidden]x\n"));
     /* the line shape: 2026-...T..:..:..mmmZ LEVEL [component] message */
     assert_true(out[4] == '-' && out[10] == 'T' && out[19] == '.' && out[23] == 'Z');
+    free(out);
+}
+
+/* log.format: logfmt and json lines, escaped, secrets masked, levels per
+ * component still applied. */
+static void test_log_formats(void **st) {
+    (void)st;
+    assert_int_equal(sl_log_parse_format("json"), SL_LOG_JSON);
+    assert_int_equal(sl_log_parse_format("LOGFMT"), SL_LOG_LOGFMT);
+    assert_int_equal(sl_log_parse_format("text"), SL_LOG_TEXT);
+    assert_int_equal(sl_log_parse_format("xml"), -1);
+    assert_int_equal(sl_log_parse_format(NULL), -1);
+    sl_log_add_secret("fmt-s3cret-9");
+    capture_t c;
+
+    sl_log_set_format(SL_LOG_LOGFMT);
+    capture_begin(&c);
+    sl_log(SLUICE_LOG_WARN, "sink-file", "said \"hi\" \\ then\nleft with fmt-s3cret-9");
+    sl_log(SLUICE_LOG_INFO, "worker", "plain");
+    char *out = capture_end(&c);
+    assert_null(strstr(out, "fmt-s3cret-9"));
+    assert_non_null(strstr(out, " level=warn logger=sink-file msg=\"said \\\"hi\\\" \\\\ "
+                                "then\\nleft with [hidden]\"\n"));
+    assert_non_null(strstr(out, " level=info logger=worker msg=plain\n"));
+    assert_true(strncmp(out, "ts=", 3) == 0 && out[7] == '-' && out[26] == 'Z');
+    free(out);
+
+    sl_log_set_format(SL_LOG_JSON);
+    sl_log_set_component_level("quiet", SLUICE_LOG_ERROR);
+    capture_begin(&c);
+    sl_log(SLUICE_LOG_ERROR, "conn \"a\"", "tab\there fmt-s3cret-9 \xff end");
+    sl_log(SLUICE_LOG_INFO, "quiet", "not written");
+    sl_log(SLUICE_LOG_DEBUG, "worker", "below the root level");
+    out = capture_end(&c);
+    sl_log_set_component_level("quiet", -1);
+    sl_log_set_format(SL_LOG_TEXT);
+    assert_int_equal(count_substr(out, "\n"), 1);
+    json_error_t e;
+    json_t *j = json_loads(out, 0, &e);
+    if (!j) fail_msg("not JSON (%s): %s", e.text, out);
+    assert_string_equal(json_string_value(json_object_get(j, "level")), "error");
+    assert_string_equal(json_string_value(json_object_get(j, "logger")), "conn \"a\"");
+    assert_string_equal(json_string_value(json_object_get(j, "msg")), "tab\there [hidden] ? end");
+    const char *ts = json_string_value(json_object_get(j, "ts"));
+    assert_non_null(ts);
+    assert_int_equal(strlen(ts), 24);
+    assert_int_equal(json_object_size(j), 4);
+    json_decref(j);
     free(out);
 }
 
@@ -1765,7 +1893,7 @@ static void test_timer_started_in_callback_counts_for_wait(void **st) {
  * failure - is deterministic without ASan. */
 static int timer_handle_child(void) {
     static sl_plugin_t stub; /* timers never reach the plugin */
-    sl_services_t svc = {sl_metrics_new(), sl_schemas_new("/nonexistent"), NULL};
+    sl_services_t svc = {sl_metrics_new(), sl_schemas_new("/nonexistent"), NULL, NULL};
     sluice_task_t *t = sl_task_new(&svc, "timers", NULL, &stub, sl_props_new(), 0, 1);
     if (!t) return 2;
     tick_t a = {.stop_after = 1}, b = {0};
@@ -1885,6 +2013,8 @@ static void test_api_table_and_err2str(void **st) {
     assert_true(SLUICE_HOST_HAS(h, set_error));
     assert_true(SLUICE_HOST_HAS(h, log));
     assert_true(SLUICE_HOST_HAS(h, timer_stop));
+    assert_true(SLUICE_HOST_HAS(h, metric_histogram)); /* ABI 1.2 */
+    assert_true(SLUICE_HOST_HAS(h, metric_observe));
     assert_true(SLUICE_HOST_HAS(h, err2str));
     /* a shorter table (an older host) does not have the last member */
     sluice_host_api_t older = *h;
@@ -2156,12 +2286,15 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_offsets_corrupt_file),
         /* metrics */
         cmocka_unit_test(test_metrics_get_or_create),
+        cmocka_unit_test(test_metrics_histogram),
+        cmocka_unit_test(test_latest_per_key),
         cmocka_unit_test(test_metrics_values_and_sum),
         cmocka_unit_test(test_metrics_prometheus_text),
         cmocka_unit_test(test_metrics_prometheus_one_type_per_name), /* regression */
         cmocka_unit_test(test_metrics_prometheus_escaping),          /* regression */
         /* log */
         cmocka_unit_test(test_log_secret_masking),
+        cmocka_unit_test(test_log_formats),
         cmocka_unit_test(test_log_secret_edge_cases),
         cmocka_unit_test(test_log_overlapping_secrets),          /* regression */
         cmocka_unit_test(test_log_long_message_ending_in_secret), /* regression */

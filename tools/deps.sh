@@ -5,7 +5,11 @@ set -euo pipefail
 PKGS=(build-essential pkg-config librdkafka-dev libavro-dev libwebsockets-dev
       libcurl4-openssl-dev libjansson-dev libssl-dev libsqlite3-dev libcmocka-dev
       kcat python3 python3-avro libmicrohttpd-dev curl openssl jq
-      clang libclang-rt-14-dev valgrind)
+      clang libclang-rt-14-dev valgrind
+      prometheus  # tests/it_metrics.sh scrapes GET /metrics with the real server
+      chromium    # tests/it_ui.sh renders GET /ui headless (only that test)
+      docker-compose  # tests/it_compose.sh: `docker-compose config` (no engine needed)
+      )
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

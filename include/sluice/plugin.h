@@ -63,7 +63,7 @@ extern "C" {
 
 /** ABI version implemented by this header. See VERSIONING RULE above. */
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 1
+#define SLUICE_ABI_MINOR 2
 
 /** Identifies a Sluice plugin descriptor in memory ("SLCE"). */
 #define SLUICE_PLUGIN_MAGIC 0x534c4345u
@@ -509,6 +509,19 @@ struct sluice_host_api {
      *  sees it through record_topic/_partition/_offset. topic is copied. */
     sluice_err_t (*record_set_kafka_position)(sluice_record_t *rec, const char *topic,
                                               int32_t partition, int64_t offset);
+
+    /* --- ABI 1.2 --------------------------------------------------------- */
+
+    /** A histogram of this task (Prometheus type histogram: cumulative
+     *  _bucket{le=...}, _sum, _count), created once by name. bounds are the
+     *  buckets' upper limits, finite and strictly ascending, at most 32
+     *  (+Inf is implicit); copied. NULL on bad bounds or when the name is
+     *  already a counter or gauge. Host-owned. */
+    sluice_metric_t *(*metric_histogram)(sluice_task_t *task, const char *name,
+                                         const char *help, const double *bounds,
+                                         size_t nbounds);
+    /** Records one observation (e.g. a batch size, a latency in seconds). */
+    void (*metric_observe)(sluice_metric_t *m, double value);
 
     /* New members are added here, at the end, with a minor version bump. */
 };

@@ -99,7 +99,8 @@ typedef struct fh {
     uint64_t drop_unlogged;
 
     sluice_metric_t *m_trades, *m_messages, *m_bad_frames, *m_bad_trades, *m_server_errors,
-        *m_pings, *m_connects, *m_disconnects, *m_dropped, *m_connected;
+        *m_pings, *m_connects, *m_disconnects, *m_dropped, *m_connected, *m_reconnects;
+    uint64_t nconnects; /* connections this task made, for m_reconnects */
 } fh_t;
 
 /* ------------------------------------------------------------------------ */
@@ -506,6 +507,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         s->next_sub = 0;
         s->close_why[0] = '\0';
         count(s->m_connects, 1);
+        if (s->nconnects++ > 0) count(s->m_reconnects, 1);
         host->log(s->task, SLUICE_LOG_INFO, "connected to %s; subscribing %zu symbol(s)",
                   s->where, s->nsyms);
         lws_callback_on_writable(wsi);
@@ -765,6 +767,8 @@ static sluice_err_t fh_start(sluice_task_t *task, void **state) {
     s->m_connects = host->metric_counter(task, "finnhub_connects_total", "websocket connections made");
     s->m_disconnects = host->metric_counter(task, "finnhub_disconnects_total",
                                             "open connections that were lost");
+    s->m_reconnects = host->metric_counter(task, "finnhub_reconnects_total",
+                                           "websocket connections made after the first one");
     s->m_dropped = host->metric_counter(task, "finnhub_records_dropped_total",
                                         "records that could not be built or emitted");
     s->m_connected = host->metric_gauge(task, "finnhub_connected", "1 while the websocket is open");
