@@ -3,6 +3,7 @@
 #   make                  build the worker, every plugin and every tool
 #   make test             install missing deps, build, run the whole suite
 #   make test SANITIZE=1  the same suite under ASan + UBSan (in build-san/)
+#   make test-faults      fault scenarios, FAULT_TRIALS each (docs/faults.md)
 #   make run              run the Finnhub -> Kafka -> Snowflake pipeline (see README)
 #   make run-example      run the example pipeline (counter -> file)
 #   make install PREFIX=/usr/local
@@ -49,11 +50,11 @@ TEST_PLUGIN_SOS := $(TEST_PLUGINS:%=$(BUILD)/tests/plugins/%.so)
 -include $(wildcard plugins/*/plugin.mk)
 -include tools/tools.mk
 
-.PHONY: all deps test test-valgrind unit integration run run-example bench install clean help check-deps
+.PHONY: all deps test test-valgrind test-faults unit integration run run-example bench install clean help check-deps
 all: $(BUILD)/sluice $(PLUGIN_SOS) $(TOOL_BINS) $(UNIT_BINS) $(FIXTURE_SOS) $(TEST_PLUGIN_SOS)
 
 help:
-	@sed -n '1,9p' Makefile
+	@sed -n '1,10p' Makefile
 
 deps:
 	@./tools/deps.sh
@@ -104,6 +105,13 @@ test: deps
 test-valgrind: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) VALGRIND=1 ./tests/run.sh
+
+# The fault scenarios (tests/it_faults.sh, docs/faults.md) with every
+# scenario and FAULT_TRIALS (default 3) trials each; `make test` runs them
+# once in a short configuration.
+test-faults: deps
+	@$(MAKE) --no-print-directory all
+	@SLUICE_BUILD=$(CURDIR)/$(BUILD) FAULT_TRIALS=$${FAULT_TRIALS:-3} bash tests/it_faults.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all
