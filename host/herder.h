@@ -87,7 +87,8 @@ void sl_herder_keep_hidden(const sl_runtime_t *rt, sl_props_t *cfg, const sl_pro
 /**
  * The distributed herder (herder_dist.c): connector configs in the config
  * topic (config.storage.topic), statuses in the status topic
- * (status.storage.topic), connectors spread over the workers of group.id
+ * (status.storage.topic), source offsets in the offsets topic
+ * (offset.storage.topic), connectors spread over the workers of group.id
  * through Kafka group membership. Runs connectors on w (not owned) as
  * its share of the cluster. NULL with err.
  */

@@ -15,6 +15,9 @@
  *   starts what it gained; a killed worker's partitions move after the
  *   session timeout. Sink tasks keep their own groups (connect-<name>), so
  *   they commit only what their sink made durable, wherever they run.
+ * - Offsets topic (offset.storage.topic): the source offsets of the
+ *   connectors running here, published when changed; the others' offsets
+ *   loaded into the local store, so a moved source connector resumes.
  * - Status topic (status.storage.topic): key "status-<name>", value the
  *   connector's status as the owner answers it; published when it differs
  *   from what the topic holds, read by every worker for GET .../status.
@@ -26,6 +29,7 @@
 #include "herder.h"
 #include "kafka.h"
 #include "log.h"
+#include "offset_store.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -42,7 +46,7 @@ typedef struct dist {
     sl_herder_t *local; /* the standalone verbs over w: validate, plugins, offsets, restart */
     sl_worker_t *w;
     const sl_runtime_t *rt;
-    char config_topic[256], status_topic[256], assign_topic[300];
+    char config_topic[256], status_topic[256], offsets_topic[256], assign_topic[300];
     rd_kafka_t *producer, *log_c, *group_c;
     int assign_parts;
     pthread_t thread;
@@ -52,6 +56,7 @@ typedef struct dist {
     pthread_cond_t read_cv;
     json_t *configs;  /* name -> {"config", "target"} */
     json_t *statuses; /* name -> status object */
+    json_t *published; /* offsets-topic key -> value text this worker last sent */
     int64_t config_read; /* next offset of the config topic to read */
     unsigned char owned[MAX_PARTS];
     int dirty;
@@ -97,9 +102,40 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
             e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "gained" : "lost", parts->cnt);
 }
 
+/* A source offset of a connector that does not run here into the local
+ * store, so the connector resumes from it when it moves here. Key
+ * ["<connector>", {partition}], value {offset} or null. */
+static void apply_offset(dist_t *d, const rd_kafka_message_t *m) {
+    json_t *key = m->key ? json_loadb(m->key, m->key_len, 0, NULL) : NULL;
+    const char *name = json_string_value(json_array_get(key, 0));
+    json_t *part = json_array_get(key, 1);
+    if (name && json_is_object(part)) {
+        sl_worker_lock(d->w);
+        int here = sl_worker_find(d->w, name) != NULL;
+        sl_worker_unlock(d->w);
+        char *p = json_dumps(part, JSON_COMPACT | JSON_SORT_KEYS);
+        char *v = m->payload ? strndup(m->payload, m->len) : NULL;
+        if (!here && p && v && sl_offset_store_put(d->rt->svc.offsets, name, p, v) != 0)
+            SL_WARN("herder", "%s offset %lld: offset is not a JSON object; skipped", d->offsets_topic,
+                    (long long)m->offset);
+        else if (!here && p && !m->payload)
+            sl_offset_store_remove(d->rt->svc.offsets, name, p);
+        free(p);
+        free(v);
+    } else {
+        SL_WARN("herder", "%s offset %lld: key is not [\"<connector>\", {partition}]; skipped",
+                d->offsets_topic, (long long)m->offset);
+    }
+    json_decref(key);
+}
+
 /* A record of the config or status topic into its map. */
 static void apply_record(dist_t *d, const rd_kafka_message_t *m) {
     const char *topic = rd_kafka_topic_name(m->rkt);
+    if (strcmp(topic, d->offsets_topic) == 0) {
+        apply_offset(d, m);
+        return;
+    }
     int is_config = strcmp(topic, d->config_topic) == 0;
     const char *prefix = is_config ? "connector-" : "status-";
     size_t pl = strlen(prefix);
@@ -268,6 +304,37 @@ static void publish_statuses(dist_t *d) {
     json_decref(names);
 }
 
+/* Publishes the source offsets of the connectors running here that
+ * changed since last sent (at least once: a worker killed between a flush
+ * and this tick leaves the last published offset, and its successor
+ * re-emits from there). */
+static void publish_offsets(dist_t *d) {
+    json_t *names = local_names(d);
+    size_t i, j;
+    json_t *it, *o;
+    json_array_foreach(names, i, it) {
+        json_t *list = sl_offset_store_list(d->rt->svc.offsets, json_string_value(it));
+        json_array_foreach(list, j, o) {
+            json_t *k = json_pack("[OO]", it, json_object_get(o, "partition"));
+            char *key = json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS);
+            char *val = json_dumps(json_object_get(o, "offset"), JSON_COMPACT | JSON_SORT_KEYS);
+            const char *sent = json_string_value(json_object_get(d->published, key ? key : ""));
+            char err[512];
+            if (key && val && (!sent || strcmp(sent, val) != 0)) {
+                if (produce(d, d->offsets_topic, key, val, 0, err, sizeof(err)) < 0)
+                    SL_WARN("herder", "offset of %s not published: %s", json_string_value(it), err);
+                else
+                    json_object_set_new(d->published, key, json_string(val));
+            }
+            free(key);
+            free(val);
+            json_decref(k);
+        }
+        json_decref(list);
+    }
+    json_decref(names);
+}
+
 static void *herder_main(void *arg) {
     dist_t *d = arg;
     struct timespec last = {0, 0};
@@ -292,6 +359,7 @@ static void *herder_main(void *arg) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec != last.tv_sec) {
             publish_statuses(d);
+            publish_offsets(d);
             last = now;
         }
     }
@@ -647,6 +715,7 @@ static void h_free(sl_herder_t *h) {
     if (d->local) d->local->ops->free(d->local);
     json_decref(d->configs);
     json_decref(d->statuses);
+    json_decref(d->published);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->writes);
     pthread_cond_destroy(&d->read_cv);
@@ -768,18 +837,24 @@ static int setup(dist_t *d, char *err, size_t errlen) {
              key_or(wc, "config.storage.topic", "connect-configs"));
     snprintf(d->status_topic, sizeof(d->status_topic), "%s",
              key_or(wc, "status.storage.topic", "connect-status"));
+    snprintf(d->offsets_topic, sizeof(d->offsets_topic), "%s",
+             key_or(wc, "offset.storage.topic", "connect-offsets"));
     snprintf(d->assign_topic, sizeof(d->assign_topic), "%s-assign", group);
     if (!(d->producer = client(d, SL_KAFKA_PRODUCER, NULL, err, errlen))) return -1;
-    int status_parts;
+    int status_parts, offsets_parts;
     if (ensure_topic(d, d->config_topic, 1, 1, err, errlen) < 0 ||
         (status_parts = ensure_topic(d, d->status_topic, 5, 1, err, errlen)) < 0 ||
+        (offsets_parts = ensure_topic(d, d->offsets_topic, 1, 1, err, errlen)) < 0 ||
         (d->assign_parts = ensure_topic(d, d->assign_topic, 32, 0, err, errlen)) < 0)
         return -1;
     if (d->assign_parts > MAX_PARTS) d->assign_parts = MAX_PARTS;
     if (!(d->log_c = client(d, SL_KAFKA_CONSUMER, NULL, err, errlen)) ||
         !(d->group_c = client(d, SL_KAFKA_CONSUMER, group, err, errlen)))
         return -1;
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1 + status_parts);
+    rd_kafka_topic_partition_list_t *parts =
+        rd_kafka_topic_partition_list_new(1 + status_parts + offsets_parts);
+    for (int p = 0; p < offsets_parts; p++)
+        rd_kafka_topic_partition_list_add(parts, d->offsets_topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_topic_partition_list_add(parts, d->config_topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
     for (int p = 0; p < status_parts; p++)
         rd_kafka_topic_partition_list_add(parts, d->status_topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
@@ -837,6 +912,7 @@ sl_herder_t *sl_distributed_herder_new(sl_worker_t *w, char *err, size_t errlen)
     pthread_cond_init(&d->read_cv, NULL);
     d->configs = json_object();
     d->statuses = json_object();
+    d->published = json_object();
     d->local = sl_standalone_herder_new(w, NULL, err, errlen);
     if (!d->local || setup(d, err, errlen) != 0) {
         h_free(&d->base);
