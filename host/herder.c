@@ -69,7 +69,7 @@ static json_t *shown_value(const sl_runtime_t *rt, const sl_props_t *cfg, const 
     return json_string(strstr(value, "${") ? value : "[hidden]");
 }
 
-static json_t *shown_config(const sl_runtime_t *rt, const sl_props_t *cfg, const char *name) {
+json_t *sl_herder_shown_config(const sl_runtime_t *rt, const sl_props_t *cfg, const char *name) {
     json_t *o = json_object();
     for (size_t i = 0; i < sl_props_count(cfg); i++)
         json_object_set_new(o, sl_props_key_at(cfg, i),
@@ -92,7 +92,7 @@ static json_t *info_of(standalone_t *s, const sl_worker_conn_t *e) {
     json_t *tasks = json_array();
     for (int t = 0; t < task_count(e); t++)
         json_array_append_new(tasks, json_pack("{sssi}", "connector", e->name, "task", t));
-    return json_pack("{sssoso ss}", "name", e->name, "config", shown_config(s->rt, e->raw, e->name),
+    return json_pack("{sssoso ss}", "name", e->name, "config", sl_herder_shown_config(s->rt, e->raw, e->name),
                      "tasks", tasks, "type", kind_name(e->kind));
 }
 
@@ -141,13 +141,13 @@ static int view(standalone_t *s, const char *name, view_fn fn, json_t **out) {
 }
 
 static json_t *config_of(standalone_t *s, const sl_worker_conn_t *e) {
-    return shown_config(s->rt, e->raw, e->name);
+    return sl_herder_shown_config(s->rt, e->raw, e->name);
 }
 
 static json_t *tasks_of(standalone_t *s, const sl_worker_conn_t *e) {
     json_t *a = json_array();
     for (int t = 0; t < task_count(e); t++) {
-        json_t *cfg = shown_config(s->rt, e->raw, e->name);
+        json_t *cfg = sl_herder_shown_config(s->rt, e->raw, e->name);
         json_object_set_new(cfg, "task.id", json_sprintf("%d", t));
         json_array_append_new(a, json_pack("{s{sssi}so}", "id", "connector", e->name, "task", t,
                                            "config", cfg));
@@ -256,7 +256,7 @@ static int valid_name(const char *name, json_t **out) {
 
 /* A config read back (GET, then PUT with a change) holds "[hidden]" for
  * each secret: that means "unchanged", so the stored value stays. */
-static void keep_hidden(const sl_runtime_t *rt, sl_props_t *cfg, const sl_props_t *old) {
+void sl_herder_keep_hidden(const sl_runtime_t *rt, sl_props_t *cfg, const sl_props_t *old) {
     for (size_t i = 0; i < sl_props_count(cfg); i++) {
         const char *k = sl_props_key_at(cfg, i), *prev = sl_props_get(old, k);
         if (prev && strcmp(sl_props_value_at(cfg, i), "[hidden]") == 0 && is_secret(rt, cfg, k))
@@ -283,7 +283,7 @@ static int put(standalone_t *s, const char *name, const json_t *config, int crea
     sl_worker_lock(s->w);
     sl_worker_conn_t *e = sl_worker_find(s->w, name);
     int exists = e != NULL;
-    if (e) keep_hidden(s->rt, cfg, e->raw);
+    if (e) sl_herder_keep_hidden(s->rt, cfg, e->raw);
     sl_worker_unlock(s->w);
     if (exists && create_only) {
         sl_props_free(cfg);
@@ -684,14 +684,7 @@ static void h_free(sl_herder_t *h) {
 /* Writes one at a time (REST requests run on their own threads): a POST
  * cannot race another to create the same name, and offsets are changed
  * only while nothing can resume the connector. Reads do not wait. */
-#define SERIALIZED(verb, params, args)                                                             \
-    static int h_##verb params {                                                                   \
-        standalone_t *self = (standalone_t *)h;                                                    \
-        pthread_mutex_lock(&self->writes);                                                         \
-        int rc = do_##verb args;                                                                   \
-        pthread_mutex_unlock(&self->writes);                                                       \
-        return rc;                                                                                 \
-    }
+#define SERIALIZED(verb, params, args) SL_HERDER_SERIALIZED(standalone_t, verb, params, args)
 
 SERIALIZED(create, (sl_herder_t *h, const json_t *body, json_t **out), (h, body, out))
 SERIALIZED(put_config, (sl_herder_t *h, const char *name, const json_t *config, json_t **out), (h, name, config, out))

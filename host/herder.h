@@ -65,4 +65,33 @@ sl_herder_t *sl_standalone_herder_new(sl_worker_t *w, const char *storage_file, 
 /** {"error_code": status, "message": printf(fmt)}; returns status. */
 int sl_herder_error(json_t **out, int status, const char *fmt, ...) SLUICE_PRINTF(3, 4);
 
+/* Defines h_<verb> as do_<verb> run under the herder's "writes" mutex
+ * (type: the herder's struct): one write at a time, so a POST cannot race
+ * another to create the same name. Reads do not wait. */
+#define SL_HERDER_SERIALIZED(type, verb, params, args)                                             \
+    static int h_##verb params {                                                                   \
+        type *self = (type *)h;                                                                    \
+        pthread_mutex_lock(&self->writes);                                                         \
+        int rc = do_##verb args;                                                                   \
+        pthread_mutex_unlock(&self->writes);                                                       \
+        return rc;                                                                                 \
+    }
+
+/** A connector config as answered over REST: each secret value as its
+ *  ${provider:...} reference, else "[hidden]"; "name" added. New object. */
+json_t *sl_herder_shown_config(const sl_runtime_t *rt, const sl_props_t *cfg, const char *name);
+/** A config read back and PUT again holds "[hidden]" for each secret: that
+ *  means "unchanged", so the value of old is put back into cfg. */
+void sl_herder_keep_hidden(const sl_runtime_t *rt, sl_props_t *cfg, const sl_props_t *old);
+
+/**
+ * The distributed herder (herder_dist.c): connector configs in the config
+ * topic (config.storage.topic), statuses in the status topic
+ * (status.storage.topic), source offsets in the offsets topic
+ * (offset.storage.topic), connectors spread over the workers of group.id
+ * through Kafka group membership. Runs connectors on w (not owned) as
+ * its share of the cluster. NULL with err.
+ */
+sl_herder_t *sl_distributed_herder_new(sl_worker_t *w, char *err, size_t errlen);
+
 #endif

@@ -4,6 +4,7 @@
  *   sluice plugins [--plugin-path DIRS] [worker.json]
  *   sluice validate worker.json connector.json [...]
  *   sluice standalone worker.json [connector.json ...]
+ *   sluice distributed worker.json
  *   sluice version
  */
 #include "config.h"
@@ -27,6 +28,8 @@ static void usage(FILE *out) {
             "  validate worker.json connector.json...       check connector configs, run nothing\n"
             "  standalone worker.json [connector.json...]   run connectors (and the REST API)\n"
             "                                               until SIGINT/SIGTERM\n"
+            "  distributed worker.json                      join the cluster of its group.id\n"
+            "                                               (configs, statuses in Kafka topics)\n"
             "  version                                      worker and ABI version\n");
 }
 
@@ -138,18 +141,23 @@ static int cmd_validate(int argc, char **argv) {
     return problems ? 1 : 0;
 }
 
-/* The REST side of a standalone worker: the herder (REST-submitted
- * connectors from config.storage.file.filename) and the API. */
-static int start_rest(sl_worker_t *w, sl_herder_t **h, sl_rest_t **rest) {
+/* The REST side of a worker: the herder (standalone: REST-submitted
+ * connectors from config.storage.file.filename; distributed: the cluster's
+ * topics) and the API. */
+static int start_rest(sl_worker_t *w, int distributed, sl_herder_t **h, sl_rest_t **rest) {
     char err[1024];
     const sl_runtime_t *rt = sl_worker_runtime(w);
-    *h = sl_standalone_herder_new(w, sl_props_get(rt->worker, "config.storage.file.filename"), err,
-                                  sizeof(err));
-    if (!*h) {
+    if (!distributed)
+        *h = sl_standalone_herder_new(w, sl_props_get(rt->worker, "config.storage.file.filename"),
+                                      err, sizeof(err));
+    /* distributed: the worker starts first, so connectors assigned to it
+     * start as soon as the herder has them */
+    if ((distributed || *h) && sl_worker_start(w, err, sizeof(err)) != 0) {
         fprintf(stderr, "sluice: %s\n", err);
         return -1;
     }
-    if (sl_worker_start(w, err, sizeof(err)) != 0) {
+    if (distributed) *h = sl_distributed_herder_new(w, err, sizeof(err));
+    if (!*h) {
         fprintf(stderr, "sluice: %s\n", err);
         return -1;
     }
@@ -161,8 +169,8 @@ static int start_rest(sl_worker_t *w, sl_herder_t **h, sl_rest_t **rest) {
     return 0;
 }
 
-static int cmd_standalone(int argc, char **argv) {
-    if (argc < 1) {
+static int cmd_run(int argc, char **argv, int distributed) {
+    if (argc < 1 || (distributed && argc != 1)) {
         usage(stderr);
         return 2;
     }
@@ -182,20 +190,25 @@ static int cmd_standalone(int argc, char **argv) {
     sl_herder_t *h = NULL;
     sl_rest_t *rest = NULL;
     int rc = 0;
-    if (problems || start_rest(w, &h, &rest) != 0) {
+    if (problems || start_rest(w, distributed, &h, &rest) != 0) {
         rc = 1;
         goto out;
     }
     sl_worker_lock(w);
     size_t n = sl_worker_count(w);
     sl_worker_unlock(w);
-    SL_INFO("worker", "standalone worker running %zu connector(s); Ctrl-C to stop", n);
+    SL_INFO("worker", "%s worker running %zu connector(s); Ctrl-C to stop",
+            distributed ? "distributed" : "standalone", n);
     struct timespec tick = {1, 0};
     int sig;
     while ((sig = sigtimedwait(&set, NULL, &tick)) < 0) sl_worker_report(w);
     SL_INFO("worker", "%s: stopping (flush, commit)", sig == SIGINT ? "SIGINT" : "SIGTERM");
     sl_rest_stop(rest); /* no REST change while the worker stops */
     rest = NULL;
+    if (distributed && h) { /* leaves the group: the others take over now */
+        h->ops->free(h);
+        h = NULL;
+    }
     sl_worker_stop(w);
     sl_worker_report(w);
     SL_INFO("worker", "stopped");
@@ -219,7 +232,9 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "validate") == 0)
         rc = cmd_validate(argc - 2, argv + 2);
     else if (strcmp(cmd, "standalone") == 0)
-        rc = cmd_standalone(argc - 2, argv + 2);
+        rc = cmd_run(argc - 2, argv + 2, 0);
+    else if (strcmp(cmd, "distributed") == 0)
+        rc = cmd_run(argc - 2, argv + 2, 1);
     else if (strcmp(cmd, "version") == 0) {
         printf("sluice %s (plugin ABI %d.%d)\n", SLUICE_VERSION, SLUICE_ABI_MAJOR, SLUICE_ABI_MINOR);
         rc = 0;

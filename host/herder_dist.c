@@ -1,0 +1,922 @@
+/*
+ * herder_dist.c - the distributed herder (herder.h): workers sharing a
+ * group.id form a cluster on Kafka alone, as Kafka Connect's distributed
+ * mode.
+ *
+ * - Config topic (config.storage.topic, 1 partition, compacted): key
+ *   "connector-<name>", value {"config": {...}, "target": "RUNNING"} or null
+ *   (deleted). Every worker reads it from the beginning (assign, no group)
+ *   into its map; a REST write on any worker is produced (acks=all) and
+ *   answered once this worker has read it back, so a GET after a PUT on the
+ *   same worker sees it.
+ * - Work: every worker joins consumer group <group.id> on the topic
+ *   "<group.id>-assign"; connector X runs on the worker currently assigned
+ *   partition hash(X) % partitions. A rebalance stops what a worker lost and
+ *   starts what it gained; a killed worker's partitions move after the
+ *   session timeout. Sink tasks keep their own groups (connect-<name>), so
+ *   they commit only what their sink made durable, wherever they run.
+ * - Offsets topic (offset.storage.topic): the source offsets of the
+ *   connectors running here, published when changed; the others' offsets
+ *   loaded into the local store, so a moved source connector resumes.
+ * - Status topic (status.storage.topic): key "status-<name>", value the
+ *   connector's status as the owner answers it; published when it differs
+ *   from what the topic holds, read by every worker for GET .../status.
+ *
+ * One thread polls both consumers and applies changes to the local worker
+ * through the standalone herder's worker verbs; REST threads only produce
+ * and read the maps under d->mu.
+ */
+#include "herder.h"
+#include "kafka.h"
+#include "log.h"
+#include "offset_store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PARTS 1024
+
+typedef struct dist {
+    sl_herder_t base;
+    sl_herder_t *local; /* the standalone verbs over w: validate, plugins, offsets, restart */
+    sl_worker_t *w;
+    const sl_runtime_t *rt;
+    char config_topic[256], status_topic[256], offsets_topic[256], assign_topic[300];
+    rd_kafka_t *producer, *log_c, *group_c;
+    int assign_parts;
+    pthread_t thread;
+    int thread_started;
+    atomic_int stop;
+    pthread_mutex_t mu; /* configs, statuses, owned, config_read, dirty */
+    pthread_cond_t read_cv;
+    json_t *configs;  /* name -> {"config", "target"} */
+    json_t *statuses; /* name -> status object */
+    json_t *published; /* offsets-topic key -> value text this worker last sent */
+    int64_t config_read; /* next offset of the config topic to read */
+    unsigned char owned[MAX_PARTS];
+    int dirty;
+    int ever_assigned;
+    pthread_mutex_t writes; /* one REST write at a time */
+    char worker_id[128];
+} dist_t;
+
+static const char *const target_names[] = {"RUNNING", "PAUSED", "STOPPED"};
+
+static sl_target_t parse_target(const char *t) {
+    for (int i = 0; i < 3; i++)
+        if (t && strcmp(t, target_names[i]) == 0) return (sl_target_t)i;
+    return SL_TARGET_RUNNING;
+}
+
+/* FNV-1a: stable across workers and builds. */
+static int owner_part(const dist_t *d, const char *name) {
+    uint32_t h = 2166136261u;
+    for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    return (int)(h % (uint32_t)d->assign_parts);
+}
+
+/* --- the herder thread ------------------------------------------------------------ */
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    dist_t *d = opaque;
+    pthread_mutex_lock(&d->mu);
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++)
+            if (parts->elems[i].partition >= 0 && parts->elems[i].partition < MAX_PARTS)
+                d->owned[parts->elems[i].partition] = 1;
+        rd_kafka_assign(rk, parts);
+        d->ever_assigned = 1;
+    } else {
+        memset(d->owned, 0, sizeof(d->owned));
+        rd_kafka_assign(rk, NULL);
+    }
+    d->dirty = 1;
+    pthread_mutex_unlock(&d->mu);
+    SL_INFO("herder", "%s %d assignment partition(s)",
+            e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "gained" : "lost", parts->cnt);
+}
+
+/* A source offset of a connector that does not run here into the local
+ * store, so the connector resumes from it when it moves here. Key
+ * ["<connector>", {partition}], value {offset} or null. */
+static void apply_offset(dist_t *d, const rd_kafka_message_t *m) {
+    json_t *key = m->key ? json_loadb(m->key, m->key_len, 0, NULL) : NULL;
+    const char *name = json_string_value(json_array_get(key, 0));
+    json_t *part = json_array_get(key, 1);
+    if (name && json_is_object(part)) {
+        sl_worker_lock(d->w);
+        int here = sl_worker_find(d->w, name) != NULL;
+        sl_worker_unlock(d->w);
+        char *p = json_dumps(part, JSON_COMPACT | JSON_SORT_KEYS);
+        char *v = m->payload ? strndup(m->payload, m->len) : NULL;
+        if (!here && p && v && sl_offset_store_put(d->rt->svc.offsets, name, p, v) != 0)
+            SL_WARN("herder", "%s offset %lld: offset is not a JSON object; skipped", d->offsets_topic,
+                    (long long)m->offset);
+        else if (!here && p && !m->payload)
+            sl_offset_store_remove(d->rt->svc.offsets, name, p);
+        free(p);
+        free(v);
+    } else {
+        SL_WARN("herder", "%s offset %lld: key is not [\"<connector>\", {partition}]; skipped",
+                d->offsets_topic, (long long)m->offset);
+    }
+    json_decref(key);
+}
+
+/* A record of the config or status topic into its map. */
+static void apply_record(dist_t *d, const rd_kafka_message_t *m) {
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    if (strcmp(topic, d->offsets_topic) == 0) {
+        apply_offset(d, m);
+        return;
+    }
+    int is_config = strcmp(topic, d->config_topic) == 0;
+    const char *prefix = is_config ? "connector-" : "status-";
+    size_t pl = strlen(prefix);
+    char name[512] = "";
+    if (m->key && m->key_len > pl && m->key_len - pl < sizeof(name) &&
+        memcmp(m->key, prefix, pl) == 0)
+        memcpy(name, (const char *)m->key + pl, m->key_len - pl), name[m->key_len - pl] = '\0';
+    json_t *v = NULL;
+    if (m->payload) {
+        json_error_t je;
+        v = json_loadb(m->payload, m->len, 0, &je);
+        if (!json_is_object(v)) {
+            SL_WARN("herder", "%s offset %lld: value is not a JSON object; skipped", topic,
+                    (long long)m->offset);
+            json_decref(v);
+            v = NULL;
+            name[0] = '\0';
+        }
+    }
+    pthread_mutex_lock(&d->mu);
+    json_t *map = is_config ? d->configs : d->statuses;
+    if (name[0]) {
+        if (v)
+            json_object_set(map, name, v);
+        else
+            json_object_del(map, name);
+    }
+    if (is_config) {
+        d->config_read = m->offset + 1;
+        d->dirty = 1;
+        pthread_cond_broadcast(&d->read_cv);
+    }
+    pthread_mutex_unlock(&d->mu);
+    json_decref(v);
+}
+
+/* The names of the connectors on the local worker: a new array. */
+static json_t *local_names(dist_t *d) {
+    json_t *a = json_array();
+    sl_worker_lock(d->w);
+    for (size_t i = 0; i < sl_worker_count(d->w); i++)
+        json_array_append_new(a, json_string(sl_worker_at(d->w, i)->name));
+    sl_worker_unlock(d->w);
+    return a;
+}
+
+/* Makes the local worker run exactly the connectors this worker owns, as
+ * the config topic says. */
+static void reconcile(dist_t *d) {
+    pthread_mutex_lock(&d->mu);
+    json_t *cfgs = json_deep_copy(d->configs);
+    unsigned char owned[MAX_PARTS];
+    memcpy(owned, d->owned, sizeof(owned));
+    d->dirty = 0;
+    pthread_mutex_unlock(&d->mu);
+
+    json_t *local = local_names(d);
+    size_t i;
+    json_t *it;
+    json_array_foreach(local, i, it) {
+        const char *name = json_string_value(it);
+        if (!json_object_get(cfgs, name) || !owned[owner_part(d, name)]) {
+            SL_INFO("herder", "connector %s: stopping here (deleted or assigned elsewhere)", name);
+            sl_worker_remove_connector(d->w, name);
+        }
+    }
+    json_decref(local);
+
+    const char *name;
+    json_t *v;
+    json_object_foreach(cfgs, name, v) {
+        if (!owned[owner_part(d, name)]) continue;
+        json_t *config = json_object_get(v, "config");
+        sl_target_t target = parse_target(json_string_value(json_object_get(v, "target")));
+        sl_worker_lock(d->w);
+        sl_worker_conn_t *e = sl_worker_find(d->w, name);
+        json_t *have = e ? sl_props_to_json(e->raw) : NULL;
+        int same_config = have && json_equal(have, config);
+        int same_target = e && e->target == target;
+        sl_worker_unlock(d->w);
+        json_decref(have);
+        if (same_config && same_target) continue;
+        if (same_config) {
+            sl_worker_set_target(d->w, name, target);
+            continue;
+        }
+        char err[2048];
+        int created;
+        sl_props_t *props = sl_props_from_json(config, err, sizeof(err));
+        if (!props || sl_worker_put_connector(d->w, name, props, 1, &target, &created, err,
+                                              sizeof(err)) != 0)
+            SL_ERROR("herder", "connector %s not run on this worker: %s", name, err);
+        sl_props_free(props);
+    }
+    json_decref(cfgs);
+}
+
+/* Produces key = value (NULL: a tombstone) and waits for its delivery;
+ * the offset it got, or -1 with err. */
+typedef struct delivery {
+    int64_t offset;
+    rd_kafka_resp_err_t err;
+} delivery_t;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    delivery_t *dl = m->_private;
+    if (!dl) return;
+    dl->err = m->err;
+    dl->offset = m->offset;
+}
+
+static int64_t produce(dist_t *d, const char *topic, const char *key, const char *value,
+                       int wait, char *err, size_t errlen) {
+    delivery_t *dl = wait ? calloc(1, sizeof(*dl)) : NULL;
+    if (dl) dl->offset = -1, dl->err = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        d->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+        RD_KAFKA_V_KEY(key, strlen(key)),
+        RD_KAFKA_V_VALUE((void *)value, value ? strlen(value) : 0),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(dl), RD_KAFKA_V_END);
+    if (e) {
+        snprintf(err, errlen, "%s: %s", topic, rd_kafka_err2str(e));
+        free(dl);
+        return -1;
+    }
+    if (!wait) return 0;
+    rd_kafka_flush(d->producer, 15000);
+    int64_t off = dl->err ? -1 : dl->offset;
+    if (dl->err == RD_KAFKA_RESP_ERR__IN_PROGRESS) {
+        snprintf(err, errlen, "%s: not delivered in 15 s", topic);
+        return -1; /* dl stays with librdkafka's message: not freed */
+    }
+    if (dl->err) snprintf(err, errlen, "%s: %s", topic, rd_kafka_err2str(dl->err));
+    free(dl);
+    return off;
+}
+
+/* Publishes the status of each connector running here when the status
+ * topic says otherwise. */
+static void publish_statuses(dist_t *d) {
+    if (!d->worker_id[0]) return;
+    json_t *names = local_names(d);
+    size_t i;
+    json_t *it;
+    json_array_foreach(names, i, it) {
+        const char *name = json_string_value(it);
+        json_t *st = NULL;
+        if (d->local->ops->status(d->local, name, &st) != 200) {
+            json_decref(st);
+            continue;
+        }
+        pthread_mutex_lock(&d->mu);
+        int same = json_equal(st, json_object_get(d->statuses, name));
+        pthread_mutex_unlock(&d->mu);
+        if (!same) {
+            char key[600], err[512], *text = json_dumps(st, JSON_COMPACT);
+            snprintf(key, sizeof(key), "status-%s", name);
+            if (text && produce(d, d->status_topic, key, text, 0, err, sizeof(err)) < 0)
+                SL_WARN("herder", "status of %s not published: %s", name, err);
+            free(text);
+        }
+        json_decref(st);
+    }
+    json_decref(names);
+}
+
+/* Publishes the source offsets of the connectors running here that
+ * changed since last sent (at least once: a worker killed between a flush
+ * and this tick leaves the last published offset, and its successor
+ * re-emits from there). */
+static void publish_offsets(dist_t *d) {
+    json_t *names = local_names(d);
+    size_t i, j;
+    json_t *it, *o;
+    json_array_foreach(names, i, it) {
+        json_t *list = sl_offset_store_list(d->rt->svc.offsets, json_string_value(it));
+        json_array_foreach(list, j, o) {
+            json_t *k = json_pack("[OO]", it, json_object_get(o, "partition"));
+            char *key = json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS);
+            char *val = json_dumps(json_object_get(o, "offset"), JSON_COMPACT | JSON_SORT_KEYS);
+            const char *sent = json_string_value(json_object_get(d->published, key ? key : ""));
+            char err[512];
+            if (key && val && (!sent || strcmp(sent, val) != 0)) {
+                if (produce(d, d->offsets_topic, key, val, 0, err, sizeof(err)) < 0)
+                    SL_WARN("herder", "offset of %s not published: %s", json_string_value(it), err);
+                else
+                    json_object_set_new(d->published, key, json_string(val));
+            }
+            free(key);
+            free(val);
+            json_decref(k);
+        }
+        json_decref(list);
+    }
+    json_decref(names);
+}
+
+static void *herder_main(void *arg) {
+    dist_t *d = arg;
+    struct timespec last = {0, 0};
+    while (!atomic_load(&d->stop)) {
+        for (int n = 0; n < 500; n++) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(d->log_c, n ? 0 : 50);
+            if (!m) break;
+            if (!m->err)
+                apply_record(d, m);
+            else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                SL_WARN("herder", "reading configs/statuses: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(d->group_c, 50);
+        if (m) rd_kafka_message_destroy(m); /* the assign topic carries nothing */
+        rd_kafka_poll(d->producer, 0);
+        pthread_mutex_lock(&d->mu);
+        int dirty = d->dirty;
+        pthread_mutex_unlock(&d->mu);
+        if (dirty) reconcile(d);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec != last.tv_sec) {
+            publish_statuses(d);
+            publish_offsets(d);
+            last = now;
+        }
+    }
+    return NULL;
+}
+
+/* --- views from the config map ---------------------------------------------------- */
+
+/* The stored entry of name (new reference) or NULL. */
+static json_t *stored(dist_t *d, const char *name) {
+    pthread_mutex_lock(&d->mu);
+    json_t *v = json_incref(json_object_get(d->configs, name));
+    pthread_mutex_unlock(&d->mu);
+    return v;
+}
+
+static int not_found(json_t **out, const char *name) {
+    return sl_herder_error(out, 404, "Connector %s not found", name);
+}
+
+static const char *type_of(dist_t *d, const json_t *config) {
+    const char *cls = json_string_value(json_object_get(config, "connector.class"));
+    const sl_plugin_t *pl = cls ? sl_registry_find(d->rt->registry, cls) : NULL;
+    return pl && pl->desc->kind == SLUICE_PLUGIN_SOURCE ? "source" : "sink";
+}
+
+static int task_count(const json_t *entry) {
+    if (parse_target(json_string_value(json_object_get(entry, "target"))) == SL_TARGET_STOPPED) return 0;
+    const char *tm = json_string_value(json_object_get(json_object_get(entry, "config"), "tasks.max"));
+    int n = tm ? atoi(tm) : 1;
+    return n > 0 ? n : 1;
+}
+
+static json_t *shown(dist_t *d, const char *name, const json_t *entry) {
+    char err[512];
+    sl_props_t *p = sl_props_from_json(json_object_get(entry, "config"), err, sizeof(err));
+    json_t *o = p ? sl_herder_shown_config(d->rt, p, name) : json_object();
+    sl_props_free(p);
+    return o;
+}
+
+static json_t *info_of(dist_t *d, const char *name, const json_t *entry) {
+    json_t *tasks = json_array();
+    for (int t = 0; t < task_count(entry); t++)
+        json_array_append_new(tasks, json_pack("{sssi}", "connector", name, "task", t));
+    return json_pack("{sssososs}", "name", name, "config", shown(d, name, entry), "tasks", tasks,
+                     "type", type_of(d, json_object_get(entry, "config")));
+}
+
+static json_t *status_of(dist_t *d, const char *name, const json_t *entry) {
+    pthread_mutex_lock(&d->mu);
+    json_t *st = json_deep_copy(json_object_get(d->statuses, name));
+    pthread_mutex_unlock(&d->mu);
+    if (st) return st;
+    return json_pack("{sss{ssss}s[]ss}", "name", name, "connector", "state", "UNASSIGNED",
+                     "worker_id", "", "tasks", "type", type_of(d, json_object_get(entry, "config")));
+}
+
+static json_t *config_of(dist_t *d, const char *name, const json_t *entry) {
+    return shown(d, name, entry);
+}
+
+static json_t *tasks_of(dist_t *d, const char *name, const json_t *entry) {
+    json_t *a = json_array();
+    for (int t = 0; t < task_count(entry); t++) {
+        json_t *cfg = shown(d, name, entry);
+        json_object_set_new(cfg, "task.id", json_sprintf("%d", t));
+        json_array_append_new(a, json_pack("{s{sssi}so}", "id", "connector", name, "task", t,
+                                           "config", cfg));
+    }
+    return a;
+}
+
+typedef json_t *(*view_fn)(dist_t *d, const char *name, const json_t *entry);
+
+static int view(dist_t *d, const char *name, view_fn fn, json_t **out) {
+    json_t *entry = stored(d, name);
+    if (!entry) return not_found(out, name);
+    *out = fn(d, name, entry);
+    json_decref(entry);
+    return 200;
+}
+
+#define SELF dist_t *d = (dist_t *)h
+
+static int h_list(sl_herder_t *h, int expand_status, int expand_info, json_t **out) {
+    SELF;
+    pthread_mutex_lock(&d->mu);
+    json_t *cfgs = json_deep_copy(d->configs);
+    pthread_mutex_unlock(&d->mu);
+    int expand = expand_status || expand_info;
+    *out = expand ? json_object() : json_array();
+    const char *name;
+    json_t *v;
+    json_object_foreach(cfgs, name, v) {
+        if (!expand) {
+            json_array_append_new(*out, json_string(name));
+            continue;
+        }
+        json_t *o = json_object();
+        if (expand_status) json_object_set_new(o, "status", status_of(d, name, v));
+        if (expand_info) json_object_set_new(o, "info", info_of(d, name, v));
+        json_object_set_new(*out, name, o);
+    }
+    json_decref(cfgs);
+    return 200;
+}
+
+static int h_info(sl_herder_t *h, const char *name, json_t **out) {
+    return view((dist_t *)h, name, info_of, out);
+}
+static int h_get_config(sl_herder_t *h, const char *name, json_t **out) {
+    return view((dist_t *)h, name, config_of, out);
+}
+static int h_status(sl_herder_t *h, const char *name, json_t **out) {
+    return view((dist_t *)h, name, status_of, out);
+}
+static int h_tasks(sl_herder_t *h, const char *name, json_t **out) {
+    return view((dist_t *)h, name, tasks_of, out);
+}
+
+static int h_task_status(sl_herder_t *h, const char *name, int task, json_t **out) {
+    SELF;
+    json_t *st = NULL;
+    int rc = view(d, name, status_of, &st);
+    if (rc != 200) {
+        *out = st;
+        return rc;
+    }
+    json_t *t = json_array_get(json_object_get(st, "tasks"), (size_t)task);
+    if (task < 0 || !t) {
+        json_decref(st);
+        return sl_herder_error(out, 404, "Task %s-%d not found", name, task);
+    }
+    *out = json_incref(t);
+    json_decref(st);
+    return 200;
+}
+
+/* --- writes: through the config topic ------------------------------------------------ */
+
+/* Produces name's entry (NULL: deleted) and waits until this worker has
+ * read it back. 0, or 500 with *out set. */
+static int write_entry(dist_t *d, const char *name, json_t *entry, json_t **out) {
+    char key[600], err[512], *text = entry ? json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    snprintf(key, sizeof(key), "connector-%s", name);
+    int64_t off = produce(d, d->config_topic, key, text, 1, err, sizeof(err));
+    free(text);
+    if (off < 0) return sl_herder_error(out, 500, "Failed to write the config of %s: %s", name, err);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    pthread_mutex_lock(&d->mu);
+    int rc = 0;
+    while (d->config_read <= off && rc == 0) rc = pthread_cond_timedwait(&d->read_cv, &d->mu, &until);
+    int seen = d->config_read > off;
+    pthread_mutex_unlock(&d->mu);
+    if (!seen)
+        return sl_herder_error(out, 500, "The config of %s was written but not read back in 30 s", name);
+    return 0;
+}
+
+static int put(dist_t *d, const char *name, const json_t *config, int create_only, json_t **out) {
+    if (!name || !*name || strchr(name, '/'))
+        return sl_herder_error(out, 400, "Connector name must not be empty or contain '/'");
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            return sl_herder_error(out, 400, "Connector name must not contain control characters");
+    if (!json_is_object(config)) return sl_herder_error(out, 400, "Connector config must be a JSON object");
+    const char *cfg_name = json_string_value(json_object_get(config, "name"));
+    if (cfg_name && strcmp(cfg_name, name) != 0)
+        return sl_herder_error(out, 400,
+                               "Connector name configuration (%s) doesn't match connector name in the URL (%s)",
+                               cfg_name, name);
+    char err[4096];
+    sl_props_t *cfg = sl_props_from_json(config, err, sizeof(err));
+    if (!cfg) return sl_herder_error(out, 400, "Connector configuration is invalid: %s", err);
+    sl_props_set(cfg, "name", name);
+    json_t *old = stored(d, name);
+    if (old && create_only) {
+        json_decref(old);
+        sl_props_free(cfg);
+        return sl_herder_error(out, 409, "Connector %s already exists", name);
+    }
+    sl_props_t *old_cfg = old ? sl_props_from_json(json_object_get(old, "config"), err, sizeof(err)) : NULL;
+    if (old_cfg) sl_herder_keep_hidden(d->rt, cfg, old_cfg);
+    sl_props_free(old_cfg);
+    const char *target = old ? json_string_value(json_object_get(old, "target")) : NULL;
+    /* The same validation a worker runs before starting it. */
+    sl_connector_t *probe = sl_connector_new(d->rt, name, cfg, err, sizeof(err));
+    int rc;
+    if (!probe) {
+        rc = sl_herder_error(out, 400,
+                             "Connector configuration is invalid and contains the following error(s): %s",
+                             err);
+    } else {
+        sl_connector_free(probe);
+        json_t *entry = json_pack("{soss}", "config", sl_props_to_json(cfg), "target",
+                                  target ? target : "RUNNING");
+        rc = write_entry(d, name, entry, out);
+        if (rc == 0) {
+            view(d, name, info_of, out);
+            rc = old ? 200 : 201;
+        }
+        json_decref(entry);
+    }
+    json_decref(old);
+    sl_props_free(cfg);
+    return rc;
+}
+
+static int do_create(sl_herder_t *h, const json_t *body, json_t **out) {
+    SELF;
+    if (!json_is_object(body)) return sl_herder_error(out, 400, "Request body must be a JSON object");
+    const json_t *name = json_object_get(body, "name");
+    const json_t *config = json_object_get(body, "config");
+    if (!json_is_string(name)) return sl_herder_error(out, 400, "Connector name must be a string");
+    if (!config) return sl_herder_error(out, 400, "Connector config is missing");
+    return put(d, json_string_value(name), config, 1, out);
+}
+
+static int do_put_config(sl_herder_t *h, const char *name, const json_t *config, json_t **out) {
+    return put((dist_t *)h, name, config, 0, out);
+}
+
+static int do_patch_config(sl_herder_t *h, const char *name, const json_t *patch, json_t **out) {
+    SELF;
+    if (!json_is_object(patch)) return sl_herder_error(out, 400, "Connector config must be a JSON object");
+    json_t *old = stored(d, name);
+    if (!old) return not_found(out, name);
+    json_t *merged = json_deep_copy(json_object_get(old, "config"));
+    json_decref(old);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)patch, k, v) {
+        if (json_is_null(v))
+            json_object_del(merged, k);
+        else
+            json_object_set(merged, k, v);
+    }
+    int rc = put(d, name, merged, 0, out);
+    json_decref(merged);
+    return rc;
+}
+
+static int do_remove(sl_herder_t *h, const char *name, json_t **out) {
+    SELF;
+    json_t *old = stored(d, name);
+    if (!old) return not_found(out, name);
+    json_decref(old);
+    int rc = write_entry(d, name, NULL, out);
+    if (rc) return rc;
+    *out = NULL;
+    return 204;
+}
+
+static int do_set_target(sl_herder_t *h, const char *name, sl_target_t target, json_t **out) {
+    SELF;
+    json_t *old = stored(d, name);
+    if (!old) return not_found(out, name);
+    json_t *entry = json_pack("{sOss}", "config", json_object_get(old, "config"), "target",
+                              target_names[target]);
+    json_decref(old);
+    int rc = write_entry(d, name, entry, out);
+    json_decref(entry);
+    if (rc) return rc;
+    *out = NULL;
+    return 202;
+}
+
+/* Verbs on the running instance: answered by the worker that runs it. */
+static int on_owner(dist_t *d, const char *name, json_t **out) {
+    sl_worker_lock(d->w);
+    int here = sl_worker_find(d->w, name) != NULL;
+    sl_worker_unlock(d->w);
+    if (here) return 0;
+    json_t *st = NULL;
+    int rc = view(d, name, status_of, &st);
+    if (rc != 200) {
+        *out = st;
+        return rc;
+    }
+    const char *owner = json_string_value(json_object_get(json_object_get(st, "connector"), "worker_id"));
+    rc = sl_herder_error(out, 409, "Connector %s runs on worker %s; send this request there", name,
+                         owner && *owner ? owner : "(not assigned yet)");
+    json_decref(st);
+    return rc;
+}
+
+static int do_restart(sl_herder_t *h, const char *name, int include_tasks, int only_failed,
+                      json_t **out) {
+    SELF;
+    int rc = on_owner(d, name, out);
+    return rc ? rc : d->local->ops->restart(d->local, name, include_tasks, only_failed, out);
+}
+
+static int do_task_restart(sl_herder_t *h, const char *name, int task, json_t **out) {
+    SELF;
+    int rc = on_owner(d, name, out);
+    return rc ? rc : d->local->ops->task_restart(d->local, name, task, out);
+}
+
+static int h_topics(sl_herder_t *h, const char *name, int reset, json_t **out) {
+    SELF;
+    int rc = on_owner(d, name, out);
+    return rc ? rc : d->local->ops->topics(d->local, name, reset, out);
+}
+
+static int h_offsets(sl_herder_t *h, const char *name, json_t **out) {
+    SELF;
+    int rc = on_owner(d, name, out);
+    return rc ? rc : d->local->ops->offsets(d->local, name, out);
+}
+
+static int do_alter_offsets(sl_herder_t *h, const char *name, const json_t *body, json_t **out) {
+    SELF;
+    int rc = on_owner(d, name, out);
+    return rc ? rc : d->local->ops->alter_offsets(d->local, name, body, out);
+}
+
+static int h_plugins(sl_herder_t *h, int connectors_only, json_t **out) {
+    SELF;
+    return d->local->ops->plugins(d->local, connectors_only, out);
+}
+
+static int h_validate(sl_herder_t *h, const char *plugin, const json_t *config, json_t **out) {
+    SELF;
+    return d->local->ops->validate(d->local, plugin, config, out);
+}
+
+static void h_set_worker_id(sl_herder_t *h, const char *worker_id) {
+    SELF;
+    d->local->ops->set_worker_id(d->local, worker_id);
+    pthread_mutex_lock(&d->mu);
+    snprintf(d->worker_id, sizeof(d->worker_id), "%s", worker_id);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void h_free(sl_herder_t *h) {
+    SELF;
+    if (!d) return;
+    atomic_store(&d->stop, 1);
+    if (d->thread_started) pthread_join(d->thread, NULL);
+    if (d->group_c) sl_kafka_consumer_destroy(d->group_c, d->ever_assigned);
+    if (d->log_c) {
+        rd_kafka_consumer_close(d->log_c);
+        rd_kafka_destroy(d->log_c);
+    }
+    if (d->producer) {
+        rd_kafka_flush(d->producer, 5000);
+        rd_kafka_destroy(d->producer);
+    }
+    if (d->local) d->local->ops->free(d->local);
+    json_decref(d->configs);
+    json_decref(d->statuses);
+    json_decref(d->published);
+    pthread_mutex_destroy(&d->mu);
+    pthread_mutex_destroy(&d->writes);
+    pthread_cond_destroy(&d->read_cv);
+    free(d);
+}
+
+#define SERIALIZED(verb, params, args) SL_HERDER_SERIALIZED(dist_t, verb, params, args)
+
+SERIALIZED(create, (sl_herder_t *h, const json_t *body, json_t **out), (h, body, out))
+SERIALIZED(put_config, (sl_herder_t *h, const char *name, const json_t *config, json_t **out), (h, name, config, out))
+SERIALIZED(patch_config, (sl_herder_t *h, const char *name, const json_t *patch, json_t **out), (h, name, patch, out))
+SERIALIZED(remove, (sl_herder_t *h, const char *name, json_t **out), (h, name, out))
+SERIALIZED(set_target, (sl_herder_t *h, const char *name, sl_target_t target, json_t **out), (h, name, target, out))
+SERIALIZED(restart, (sl_herder_t *h, const char *name, int include_tasks, int only_failed, json_t **out), (h, name, include_tasks, only_failed, out))
+SERIALIZED(task_restart, (sl_herder_t *h, const char *name, int task, json_t **out), (h, name, task, out))
+SERIALIZED(alter_offsets, (sl_herder_t *h, const char *name, const json_t *body, json_t **out), (h, name, body, out))
+
+static const sl_herder_ops_t dist_ops = {
+    .list = h_list,
+    .create = h_create,
+    .info = h_info,
+    .get_config = h_get_config,
+    .put_config = h_put_config,
+    .patch_config = h_patch_config,
+    .remove = h_remove,
+    .set_target = h_set_target,
+    .restart = h_restart,
+    .status = h_status,
+    .tasks = h_tasks,
+    .task_status = h_task_status,
+    .task_restart = h_task_restart,
+    .topics = h_topics,
+    .offsets = h_offsets,
+    .alter_offsets = h_alter_offsets,
+    .plugins = h_plugins,
+    .validate = h_validate,
+    .set_worker_id = h_set_worker_id,
+    .free = h_free,
+};
+
+/* --- setup ----------------------------------------------------------------------- */
+
+static int partitions_of(rd_kafka_t *rk, const char *topic) {
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int n = -1;
+    if (t && rd_kafka_metadata(rk, 0, t, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && !md->topics[0].err)
+        n = md->topics[0].partition_cnt;
+    if (md) rd_kafka_metadata_destroy(md);
+    if (t) rd_kafka_topic_destroy(t);
+    return n;
+}
+
+static int ensure_topic(dist_t *d, const char *topic, int partitions, int compact, char *err,
+                        size_t errlen) {
+    sl_props_t *cfg = sl_props_new();
+    if (compact) sl_props_set(cfg, "cleanup.policy", "compact");
+    int created, n = -1;
+    int rc = sl_kafka_create_topic(d->producer, d->rt->embedded, topic, partitions, -1, cfg, 10000,
+                                   &created, err, errlen);
+    sl_props_free(cfg);
+    /* Left to auto-creation: a first produce-free metadata request creates it. */
+    for (int i = 0; rc == 0 && i < 50 && (n = partitions_of(d->producer, topic)) < 1; i++) {
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+    }
+    if (rc == 0 && n < 1) {
+        snprintf(err, errlen, "topic %s does not exist and could not be created", topic);
+        return -1;
+    }
+    return rc == 0 ? n : -1;
+}
+
+static rd_kafka_t *client(dist_t *d, sl_kafka_role_t role, const char *group, char *err,
+                          size_t errlen) {
+    rd_kafka_conf_t *conf = sl_kafka_conf(role, d->rt->bootstrap, d->rt->worker, NULL, err, errlen);
+    if (!conf) return NULL;
+    char e2[512];
+    if (role == SL_KAFKA_PRODUCER) {
+        rd_kafka_conf_set(conf, "acks", "all", e2, sizeof(e2));
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    } else if (group) {
+        rd_kafka_conf_set(conf, "group.id", group, e2, sizeof(e2));
+        /* eager: a revoke stops everything before the new assignment */
+        rd_kafka_conf_set(conf, "partition.assignment.strategy", "roundrobin", e2, sizeof(e2));
+        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+        rd_kafka_conf_set_opaque(conf, d);
+    } else {
+        /* assign() needs a group id; this one never joins nor commits */
+        char id[128];
+        snprintf(id, sizeof(id), "sluice-log-%ld-%p", (long)getpid(), (void *)d);
+        rd_kafka_conf_set(conf, "group.id", id, e2, sizeof(e2));
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", e2, sizeof(e2));
+    }
+    rd_kafka_t *rk = rd_kafka_new(role == SL_KAFKA_PRODUCER ? RD_KAFKA_PRODUCER : RD_KAFKA_CONSUMER,
+                                  conf, e2, sizeof(e2));
+    if (!rk) {
+        snprintf(err, errlen, "Kafka client: %s", e2);
+        return NULL;
+    }
+    if (role == SL_KAFKA_CONSUMER) rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+static const char *key_or(const sl_props_t *w, const char *key, const char *dflt) {
+    const char *v = sl_props_get(w, key);
+    return v && *v ? v : dflt;
+}
+
+static int setup(dist_t *d, char *err, size_t errlen) {
+    const sl_props_t *wc = d->rt->worker;
+    const char *group = sl_props_get(wc, "group.id");
+    if (!group || !*group) {
+        snprintf(err, errlen, "config key 'group.id' is required in distributed mode");
+        return -1;
+    }
+    snprintf(d->config_topic, sizeof(d->config_topic), "%s",
+             key_or(wc, "config.storage.topic", "connect-configs"));
+    snprintf(d->status_topic, sizeof(d->status_topic), "%s",
+             key_or(wc, "status.storage.topic", "connect-status"));
+    snprintf(d->offsets_topic, sizeof(d->offsets_topic), "%s",
+             key_or(wc, "offset.storage.topic", "connect-offsets"));
+    snprintf(d->assign_topic, sizeof(d->assign_topic), "%s-assign", group);
+    if (!(d->producer = client(d, SL_KAFKA_PRODUCER, NULL, err, errlen))) return -1;
+    int status_parts, offsets_parts;
+    if (ensure_topic(d, d->config_topic, 1, 1, err, errlen) < 0 ||
+        (status_parts = ensure_topic(d, d->status_topic, 5, 1, err, errlen)) < 0 ||
+        (offsets_parts = ensure_topic(d, d->offsets_topic, 1, 1, err, errlen)) < 0 ||
+        (d->assign_parts = ensure_topic(d, d->assign_topic, 32, 0, err, errlen)) < 0)
+        return -1;
+    if (d->assign_parts > MAX_PARTS) d->assign_parts = MAX_PARTS;
+    if (!(d->log_c = client(d, SL_KAFKA_CONSUMER, NULL, err, errlen)) ||
+        !(d->group_c = client(d, SL_KAFKA_CONSUMER, group, err, errlen)))
+        return -1;
+    rd_kafka_topic_partition_list_t *parts =
+        rd_kafka_topic_partition_list_new(1 + status_parts + offsets_parts);
+    for (int p = 0; p < offsets_parts; p++)
+        rd_kafka_topic_partition_list_add(parts, d->offsets_topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(parts, d->config_topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    for (int p = 0; p < status_parts; p++)
+        rd_kafka_topic_partition_list_add(parts, d->status_topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_resp_err_t e = rd_kafka_assign(d->log_c, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, d->assign_topic, RD_KAFKA_PARTITION_UA);
+    if (!e) e = rd_kafka_subscribe(d->group_c, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (e) {
+        snprintf(err, errlen, "distributed herder: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    /* Answer nothing before the config topic is read to its end. */
+    int64_t lo = 0, hi = 0;
+    e = rd_kafka_query_watermark_offsets(d->producer, d->config_topic, 0, &lo, &hi, 10000);
+    if (e) {
+        snprintf(err, errlen, "%s: %s", d->config_topic, rd_kafka_err2str(e));
+        return -1;
+    }
+    if (pthread_create(&d->thread, NULL, herder_main, d) != 0) {
+        snprintf(err, errlen, "cannot start the herder thread");
+        return -1;
+    }
+    d->thread_started = 1;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 60;
+    pthread_mutex_lock(&d->mu);
+    int rc = 0;
+    while (d->config_read < hi && rc == 0) rc = pthread_cond_timedwait(&d->read_cv, &d->mu, &until);
+    int caught_up = d->config_read >= hi;
+    pthread_mutex_unlock(&d->mu);
+    if (!caught_up) {
+        snprintf(err, errlen, "%s: not read to its end (offset %lld) in 60 s", d->config_topic,
+                 (long long)hi);
+        return -1;
+    }
+    SL_INFO("herder", "distributed worker in group %s: %zu connector(s) in %s, %d assignment partitions",
+            group, json_object_size(d->configs), d->config_topic, d->assign_parts);
+    return 0;
+}
+
+sl_herder_t *sl_distributed_herder_new(sl_worker_t *w, char *err, size_t errlen) {
+    dist_t *d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    d->base.ops = &dist_ops;
+    d->w = w;
+    d->rt = sl_worker_runtime(w);
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->writes, NULL);
+    pthread_cond_init(&d->read_cv, NULL);
+    d->configs = json_object();
+    d->statuses = json_object();
+    d->published = json_object();
+    d->local = sl_standalone_herder_new(w, NULL, err, errlen);
+    if (!d->local || setup(d, err, errlen) != 0) {
+        h_free(&d->base);
+        return NULL;
+    }
+    return &d->base;
+}

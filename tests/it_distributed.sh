@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# it_distributed: three `sluice distributed` workers with one group.id on
+# an embedded Kafka (its own process): connectors submitted over REST to
+# worker 1 are visible on workers 2 and 3 (config topic), spread over the
+# workers (group membership on the assign topic, status topic), and when the
+# worker running a sink is killed (-9) its connector moves to another worker
+# and the sink file holds every record of the topic exactly once.
+. "$(dirname "$0")/lib.sh"
+command -v jq >/dev/null || { echo "jq missing (make deps)"; exit 1; }
+
+start_bg "$BUILD/tools/kafka-embedded" --brokers 3 --topic dist.configs:1 --topic dist.status:3 \
+  --topic dist.offsets:1 --topic dist-g-assign:32 --topic dist.t:4 --bootstrap-file "$T/bootstrap"
+check "kafka-embedded starts" wait_for 10 test -s "$T/bootstrap"
+BS=$(cat "$T/bootstrap")
+
+declare -A PID URL
+for i in 1 2 3; do
+  mkdir -p "$T/w$i"
+  worker_conf "$T/w$i/worker.json" '"group.id": "dist-g", "config.storage.topic": "dist.configs",
+  "status.storage.topic": "dist.status", "offset.storage.topic": "dist.offsets"'
+  sed -i -e "s|\"bootstrap.servers\": \"embedded\"|\"bootstrap.servers\": \"$BS\"|" \
+    -e "s|$T/rest.port|$T/w$i/rest.port|" -e "s|$T/offsets.json|$T/w$i/offsets.json|" "$T/w$i/worker.json"
+  start_bg "$SLUICE" distributed "$T/w$i/worker.json" 2>"$T/w$i/log"
+  PID[$i]=$LAST_PID
+done
+for i in 1 2 3; do
+  wait_for 30 test -s "$T/w$i/rest.port" || { echo "worker $i did not start"; cat "$T/w$i/log"; exit 1; }
+  URL[$i]="http://127.0.0.1:$(cat "$T/w$i/rest.port")"
+done
+check "three workers serve REST" true
+
+# req WORKER METHOD PATH [BODY]: sets CODE, the body in $T/body.
+req() {
+  local args=(-s -o "$T/body" -w '%{http_code}' -X "$2" "${URL[$1]}$3")
+  [ $# -ge 4 ] && args+=(-H "Content-Type: application/json" --data-binary "$4")
+  CODE=$(curl "${args[@]}")
+}
+COUNTER='{"connector.class": "source-counter", "topic": "dist.t", "count": "0",
+          "batch.size": "20", "interval.ms": "50"}'
+sink() { echo "{\"connector.class\": \"sink-file\", \"topics\": \"dist.t\", \"file\": \"$T/$1.jsonl\"}"; }
+
+for s in sink-a sink-b sink-c; do
+  req 1 PUT "/connectors/$s/config" "$(sink $s)"
+  check_eq "PUT $s on worker 1" 201 "$CODE"
+done
+req 1 GET /connectors/sink-a/config
+check "GET on worker 1 right after its PUT sees it" jq -e ".file == \"$T/sink-a.jsonl\"" "$T/body" >/dev/null
+req 1 POST /connectors '{"name": "sink-a", "config": {"connector.class": "source-counter"}}'
+check_eq "POST of an existing name is refused" 409 "$CODE"
+req 2 PUT /connectors/bad/config '{"connector.class": "source-counter", "count": "-1"}'
+check_eq "an invalid config is refused before it reaches the config topic" 400 "$CODE"
+
+# A config change on worker 1 is read by workers 2 and 3.
+req 1 PUT /connectors/sink-c/config "$(sink sink-c2)"
+check_eq "PUT changed sink-c on worker 1" 200 "$CODE"
+sees() { req "$1" GET /connectors/sink-c/config && [ "$CODE" = 200 ] &&
+         jq -e ".file == \"$T/sink-c2.jsonl\"" "$T/body" >/dev/null; }
+for i in 2 3; do check "worker $i sees the PUT made on worker 1" wait_for 20 sees $i; done
+# The counter last, so that it still emits when a worker is killed.
+req 1 POST /connectors "{\"name\": \"counter\", \"config\": $COUNTER}"
+check_eq "POST counter on worker 1" 201 "$CODE"
+listed() { req "$1" GET /connectors && [ "$(jq -c 'sort' "$T/body")" = '["counter","sink-a","sink-b","sink-c"]' ]; }
+check "worker 3 lists the four connectors" wait_for 20 listed 3
+req 3 GET /connectors/bad
+check_eq "the refused connector is nowhere" 404 "$CODE"
+
+# Every connector runs somewhere, spread over the workers.
+owner() { # connector -> worker_id of a RUNNING connector with RUNNING tasks, via worker 2
+  req 2 GET "/connectors/$1/status"
+  jq -r 'select(.connector.state == "RUNNING" and (.tasks | length) > 0 and
+                all(.tasks[]; .state == "RUNNING")) | .connector.worker_id' "$T/body"
+}
+all_running() { for c in counter sink-a sink-b sink-c; do [ -n "$(owner $c)" ] || return 1; done; }
+check "all connectors RUNNING (status read on worker 2)" wait_for 40 all_running
+ids=$(for c in counter sink-a sink-b sink-c; do owner $c; done | sort -u)
+echo "owners: $(echo $ids)"
+check "connectors are spread over more than one worker" test "$(echo "$ids" | wc -l)" -ge 2
+for id in $ids; do
+  check "worker_id $id is one of the three workers" \
+    grep -qx "http://$id" <(printf '%s\n' "${URL[@]}" | sed 's|127.0.0.1|127.0.0.1|')
+done
+
+# Kill -9 the worker running sink-a, while the counter still emits.
+victim_id=$(owner sink-a)
+victim=0
+for i in 1 2 3; do [ "${URL[$i]}" = "http://$victim_id" ] && victim=$i; done
+check "the worker running sink-a is found ($victim_id)" test "$victim" -gt 0
+lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
+wait_for 20 test "$(lines "$T/sink-a.jsonl")" -gt 0
+kill -KILL "${PID[$victim]}"
+echo "killed worker $victim with $(lines "$T/sink-a.jsonl") lines in sink-a"
+other=1; [ "$victim" = 1 ] && other=2
+moved() {
+  local id; id=$(req "$other" GET /connectors/sink-a/status; jq -r 'select(.connector.state == "RUNNING" and
+    (.tasks | length) > 0 and all(.tasks[]; .state == "RUNNING")) | .connector.worker_id' "$T/body")
+  [ -n "$id" ] && [ "$id" != "$victim_id" ]
+}
+check "sink-a moves to a live worker (status)" wait_for 40 moved
+check "every connector runs again" wait_for 40 all_running
+
+# The counter (unlimited) is stopped over REST so the topic has an end.
+req "$other" PUT /connectors/counter/stop
+check_eq "PUT counter/stop on worker $other" 202 "$CODE"
+topic_end() { # sum over partitions of the group's committed offsets of sink-a
+  req "$other" GET /connectors/sink-a/offsets 2>/dev/null
+  jq '[.offsets[].offset.kafka_offset] | add // 0' "$T/body" 2>/dev/null
+}
+settled() { # sink-a's lines unchanged for a while
+  local a b; a=$(lines "$T/sink-a.jsonl"); sleep 2; b=$(lines "$T/sink-a.jsonl")
+  [ "$a" -gt 0 ] && [ "$a" = "$b" ]
+}
+check "sink-a caught up" wait_for 60 settled
+exact() { python3 - "$1" <<'PY'
+import json, sys
+seen = {}
+dups = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    k = (r["partition"], r["offset"])
+    dups += k in seen
+    seen[k] = 1
+parts = {}
+for p, o in seen:
+    parts.setdefault(p, []).append(o)
+missing = sum(max(v) + 1 - len(v) for v in parts.values())
+print(f"records={len(seen)} duplicates={dups} missing={missing}")
+sys.exit(0 if dups == 0 and missing == 0 else 1)
+PY
+}
+check "sink-a: every record exactly once across the move" exact "$T/sink-a.jsonl"
+ends=$(topic_end)
+check_eq "sink-a's committed offsets match its lines" "$(lines "$T/sink-a.jsonl")" "$ends"
+for s in sink-b sink-c2; do check "$s: every record exactly once" exact "$T/$s.jsonl"; done
+# The counter's source offsets are in the offsets topic: wherever it ran,
+# no n is missing and it never started again from 0 (n=0 once).
+counter_ns() { python3 -c '
+import json, sys
+ns = [json.loads(l)["value"]["n"] for l in open(sys.argv[1])]
+s = set(ns)
+print(len(s) == max(s) + 1, ns.count(0), len(ns) - len(s))' "$1"; }
+read -r complete zeros dup_n < <(counter_ns "$T/sink-a.jsonl")
+echo "counter: $zeros record(s) with n=0, $dup_n n emitted again after the move (at least once)"
+check_eq "counter: no n missing" True "$complete"
+check_eq "counter: resumed from the offsets topic, never from 0 again" 1 "$zeros"
+
+# Deleting on one worker removes it everywhere.
+req 3 DELETE /connectors/sink-b
+check_eq "DELETE sink-b on worker 3" 204 "$CODE"
+gone() { req "$1" GET /connectors/sink-b; [ "$CODE" = 404 ]; }
+check "sink-b is gone on worker $other" wait_for 20 gone "$other"
+
+for i in 1 2 3; do
+  [ "$i" = "$victim" ] && continue
+  stop_worker "${PID[$i]}"
+  check_eq "worker $i stops cleanly" 0 "$STOP_RC"
+done
+finish
