@@ -226,6 +226,10 @@ int sl_embedded_create_topic(sl_embedded_t *e, const char *topic, int partitions
     return 0;
 }
 
+rd_kafka_mock_cluster_t *sl_embedded_mock(sl_embedded_t *e) {
+    return e->mcluster;
+}
+
 void sl_embedded_stop(sl_embedded_t *e) {
     if (!e) return;
     rd_kafka_mock_cluster_destroy(e->mcluster);

@@ -10,6 +10,7 @@
 #define SLUICE_HOST_KAFKA_H
 
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include "config.h"
 
 typedef enum { SL_KAFKA_PRODUCER, SL_KAFKA_CONSUMER } sl_kafka_role_t;
@@ -76,5 +77,8 @@ const char *sl_embedded_bootstraps(const sl_embedded_t *e);
 int sl_embedded_create_topic(sl_embedded_t *e, const char *topic, int partitions,
                              int replication, char *err, size_t errlen);
 void sl_embedded_stop(sl_embedded_t *e);
+/** The mock cluster itself, for fault injection (build/tools/kafka-embedded's
+ *  --control: brokers down and up, request errors). */
+rd_kafka_mock_cluster_t *sl_embedded_mock(sl_embedded_t *e);
 
 #endif

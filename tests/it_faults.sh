@@ -6,22 +6,26 @@
 # build/tools/kafka-embedded, build/tools/snowflake-emulator and
 # build/tools/finnhub-replay (--sent-file is the ground truth), with one
 # fault injected:
-#   sf-503       emulator answers 30% of requests 503 (channels too)
-#   sf-429-slow  20% 429 "Too many requests" + 300 ms latency per statement
-#   sf-drop      20% of connections closed without an answer, before or
+#   sf-503       emulator answers 50% of requests 503 (channels too)
+#   sf-429-slow  50% 429 "Too many requests" + 300 ms latency per statement
+#   sf-drop      40% of connections closed without an answer, before or
 #                after executing (the sink cannot know whether it committed)
 #   ws-drop      the replay server drops the websocket mid-stream; Finnhub
 #                has no replay, so trades in flight are gone (at most once,
 #                docs/finnhub.md): "lost" counts against what reached Kafka
 #   kill9        the sinks' worker is killed (kill -9) at seeded random
 #                instants and restarted, KILLS times
+#   kafka-down   broker 1 of 3 goes down for 3 s mid-stream
+#                (kafka-embedded --control: rd_kafka_mock_broker_set_down)
+#   kafka-errors Produce, Fetch and OffsetCommit requests fail with
+#                retriable errors (rd_kafka_mock_push_request_errors)
 # After each trial: records lost (a sent trade - or for ws-drop a trade in
 # Kafka - with no row in the detailed table), records duplicated in the
 # detailed table, summary rows differing from a python recomputation
 # (tests/summary_check.py). All must be zero. Prints a table and ends with
 # "N passed, N failed".
-#   FAULT_TRIALS=n   trials per scenario (default 1: the short configuration
-#                    `make test` runs; `make test-faults` uses 3)
+#   FAULT_TRIALS=n   trials per scenario, every scenario (unset: the short
+#                    configuration `make test` runs; `make test-faults` uses 3)
 #   FAULT_SEED=s     seed of the kill instants and the emulator's faults
 #                    (default: random, printed)
 #   FAULT_ONLY=name  run only the scenarios whose name contains this
@@ -29,9 +33,6 @@
 PY=/usr/bin/python3
 EMU=$BUILD/tools/snowflake-emulator
 cd "$ROOT"
-for v in $(env | sed -n 's/^\(d2b_[A-Za-z0-9_]*\|sf_[A-Za-z0-9_]*\|SLUICE_[A-Z0-9_]*\)=.*/\1/p'); do
-  case $v in SLUICE_ROOT | SLUICE_BUILD | SLUICE_BIN | SLUICE_NO_DLCLOSE) ;; *) unset "$v" ;; esac
-done
 TRIALS=${FAULT_TRIALS:-1}
 SEED=${FAULT_SEED:-$((RANDOM * 32768 + RANDOM))}
 echo "# FAULT_SEED=$SEED FAULT_TRIALS=$TRIALS (rerun with the same seed to repeat the kill instants and faults)"
@@ -43,13 +44,7 @@ HAS_WINDOW=0
 SINKS=(conf/connectors/snowflake-trades.json)
 [ $HAS_WINDOW = 1 ] && SINKS+=(conf/connectors/snowflake-summary.json)
 
-export sf_pem_pass=$(openssl rand -hex 16)
-openssl genrsa 2048 2>/dev/null | openssl pkcs8 -topk8 -v2 aes-256-cbc -passout "pass:$sf_pem_pass" -out "$T/rsa_key.p8"
-openssl pkey -in "$T/rsa_key.p8" -passin "pass:$sf_pem_pass" -pubout -out "$T/rsa_key.pub" 2>/dev/null
-check "key pair generated" test -s "$T/rsa_key.pub"
-export SF_PRIVATE_KEY_FILE=$T/rsa_key.p8 sf_account=ITACCT sf_username=LOADER sf_database=ITDB sf_schema=RAW
-export d2b_token_finnhubio=$(openssl rand -hex 16)
-echo "$d2b_token_finnhubio" >"$T/token"
+. "$ROOT/tests/pipeline_lib.sh"
 export SLUICE_PLUGIN_PATH=$BUILD/plugins SLUICE_STATUS_INTERVAL_MS=1000
 export SLUICE_WINDOW_SIZE_MS=2000 SLUICE_WINDOW_LATENESS_MS=500
 check "worker config" "$ROOT/tools/fast-group-conf.sh" "$ROOT/conf/worker.json" "$T/worker.json"
@@ -59,14 +54,15 @@ trial() {
   local sc=$1 D=$2 emu_args=() replay_args=() seed=$((RANDOM % 1000 + 1))
   mkdir -p "$D"
   case $sc in
-    sf-503) emu_args=(--fail-rate 0.3 --fail-status 503 --seed $seed --faults-streaming on) ;;
-    sf-429-slow) emu_args=(--fail-rate 0.4 --fail-status 429 --latency-ms 300 --seed $seed --faults-streaming on) ;;
-    sf-drop) emu_args=(--drop-rate 0.2 --seed $seed --faults-streaming on) ;;
+    sf-503) emu_args=(--fail-rate 0.5 --fail-status 503 --seed $seed --faults-streaming on) ;;
+    sf-429-slow) emu_args=(--fail-rate 0.5 --fail-status 429 --latency-ms 300 --seed $seed --faults-streaming on) ;;
+    sf-drop) emu_args=(--drop-rate 0.4 --seed $seed --faults-streaming on) ;;
     ws-drop) replay_args=(--drop-after $((N / 3 + RANDOM % (N / 3)))) ;;
   esac
-  local rate=400
-  [ $sc = kill9 ] && rate=150 # the kills land while trades are still coming
-  start_bg "$BUILD/tools/kafka-embedded" --brokers 1 --bootstrap-file "$D/bootstrap" \
+  local rate=400 brokers=1
+  case $sc in kill9 | kafka-*) rate=100 ;; esac # the faults land while trades are still coming
+  case $sc in kafka-*) brokers=3 ;; esac
+  start_bg "$BUILD/tools/kafka-embedded" --brokers $brokers --control "$D/kafka.ctl" --bootstrap-file "$D/bootstrap" \
     --topic trades:3:1 --topic trades.dlq:1:1 --topic trades.snowflake.dlq:1:1 --topic trades.summary.dlq:1:1 >"$D/kafka.log" 2>&1
   local KP=$LAST_PID
   start_bg "$EMU" serve --port 0 --port-file "$D/sf.url" --db "$D/sf.sqlite" --account ITACCT --user LOADER \
@@ -79,12 +75,16 @@ trial() {
   wait_for 20 test -s "$D/bootstrap" -a -s "$D/sf.url" -a -s "$D/fh.url" || { echo "# $sc: stand-ins did not start"; return 1; }
   export SLUICE_BOOTSTRAP_SERVERS=$(cat "$D/bootstrap") sf_url=$(cat "$D/sf.url") SLUICE_FINNHUB_URL=$(cat "$D/fh.url")
   local BS=$SLUICE_BOOTSTRAP_SERVERS
-  SLUICE_OFFSETS_FILE=$D/source.offsets SLUICE_METRICS_FILE=$D/source.prom \
-    start_bg "$SLUICE" standalone "$T/worker.json" conf/connectors/finnhub.json 2>"$D/source.log"
-  local WS=$LAST_PID nsink=1
+  # the sinks first, so trades flow (and faults land) as soon as the source
+  # connects
+  local nsink=1
   SLUICE_OFFSETS_FILE=$D/sinks.offsets SLUICE_METRICS_FILE=$D/sinks.prom \
     start_bg "$SLUICE" standalone "$T/worker.json" "${SINKS[@]}" 2>"$D/sinks$nsink.log"
   local WK=$LAST_PID
+  wait_for 30 grep -q 'snowflake-trades/0.*assigned 3 partition' "$D/sinks1.log"
+  SLUICE_OFFSETS_FILE=$D/source.offsets SLUICE_METRICS_FILE=$D/source.prom \
+    start_bg "$SLUICE" standalone "$T/worker.json" conf/connectors/finnhub.json 2>"$D/source.log"
+  local WS=$LAST_PID
   q() { "$EMU" query --db "$D/sf.sqlite" --database ITDB --schema RAW "$1" 2>>"$D/query.err" | tail -n +2; }
   rows() { q "SELECT COUNT(*) FROM TRADES_DETAILED" | grep -E '^[0-9]+$' || echo 0; }
   rows_at_least() { [ "$(rows)" -ge "$1" ]; }
@@ -92,7 +92,10 @@ trial() {
     local k
     local before=0
     for k in $(seq "$KILLS"); do
+      # the first kill once rows land, the next ones once the restarted
+      # worker has its partitions back (while it catches up)
       wait_for 40 rows_at_least $((before + 1))
+      wait_for 30 grep -q 'snowflake-trades/0.*assigned [1-9]' "$D/sinks$nsink.log"
       sleep "$((RANDOM % 1500 / 1000)).$((RANDOM % 1000))"
       kill -KILL $WK; wait $WK 2>/dev/null
       before=$(rows)
@@ -102,6 +105,19 @@ trial() {
         start_bg "$SLUICE" standalone "$T/worker.json" "${SINKS[@]}" 2>"$D/sinks$nsink.log"
       WK=$LAST_PID
     done
+  fi
+  if [ $sc = kafka-down ]; then
+    wait_for 40 rows_at_least 1
+    sleep "0.$((RANDOM % 1000))"
+    echo "down 1" >"$D/kafka.ctl"
+    echo "#   kafka-down: broker 1 down at $(rows) rows, $(wc -l <"$D/sent.jsonl") trades sent"
+    sleep 3
+    echo "up 1" >"$D/kafka.ctl"
+  elif [ $sc = kafka-errors ]; then
+    wait_for 40 rows_at_least 1
+    # NOT_ENOUGH_REPLICAS on Produce, NOT_LEADER_OR_FOLLOWER on Fetch,
+    # COORDINATOR_NOT_AVAILABLE on OffsetCommit
+    printf 'errors 0 19 5\nerrors 1 6 5\nerrors 8 15 3\n' >"$D/kafka.ctl"
   fi
   # the replay server is done when it has sent all N (ws-drop: the sent file
   # may hold more than reached the worker)
@@ -147,15 +163,19 @@ trial() {
     sf-*) faults=$(grep -cE ' (503|429) \(--fail-rate\)|dropped the connection' "$D/emu.log") ;;
     ws-drop) faults=$(grep -c 'drop: closing the connection' "$D/replay.log") ;;
     kill9) faults=$((nsink - 1)) ;;
+    kafka-*) faults=$(grep -c '^control: .*: done' "$D/kafka.log") ;;
   esac
   FIG="$FIG summary_diffs=$SUMD faults=$faults"
 }
 
 printf '%-12s %6s %7s %8s %5s %10s %13s  %s\n' scenario trials faults records lost duplicated summary-diffs note >"$T/table"
-# The short configuration (`make test`, FAULT_TRIALS unset) leaves sf-429-slow
-# out to stay under a minute; `make test-faults` runs every scenario.
-SCENARIOS=(sf-503 sf-429-slow sf-drop ws-drop kill9)
-[ -z "${FAULT_TRIALS:-}" ] && SCENARIOS=(sf-503 sf-drop ws-drop kill9)
+# The short configuration (`make test`, FAULT_TRIALS unset) runs one trial of
+# sf-503, kill9 and sf-drop, to stay near a minute; `make test-faults` runs
+# every scenario - kafka-down currently fails there (summary windows lose
+# trades that come later than window.lateness after a 3 s broker outage;
+# docs/faults.md).
+SCENARIOS=(sf-503 sf-429-slow sf-drop ws-drop kill9 kafka-down kafka-errors)
+[ -z "${FAULT_TRIALS:-}" ] && SCENARIOS=(sf-503 kill9 sf-drop)
 for sc in "${SCENARIOS[@]}"; do
   [ -n "${FAULT_ONLY:-}" ] && [[ $sc != *"$FAULT_ONLY"* ]] && continue
   tr=0 rec=0 lost=0 dup=0 sumd=0 bad=0 nf=0

@@ -15,15 +15,7 @@ EMU=$BUILD/tools/snowflake-emulator
 OUTAGE_S=${OUTAGE_S:-20}
 N=6000
 cd "$ROOT"
-for v in $(env | sed -n 's/^\(d2b_[A-Za-z0-9_]*\|sf_[A-Za-z0-9_]*\|SLUICE_[A-Z0-9_]*\)=.*/\1/p'); do
-  case $v in SLUICE_ROOT | SLUICE_BUILD | SLUICE_BIN | SLUICE_NO_DLCLOSE) ;; *) unset "$v" ;; esac
-done
-export sf_pem_pass=$(openssl rand -hex 16)
-openssl genrsa 2048 2>/dev/null | openssl pkcs8 -topk8 -v2 aes-256-cbc -passout "pass:$sf_pem_pass" -out "$T/rsa_key.p8"
-openssl pkey -in "$T/rsa_key.p8" -passin "pass:$sf_pem_pass" -pubout -out "$T/rsa_key.pub" 2>/dev/null
-export SF_PRIVATE_KEY_FILE=$T/rsa_key.p8 sf_account=ITACCT sf_username=LOADER sf_database=ITDB sf_schema=RAW
-export d2b_token_finnhubio=$(openssl rand -hex 16)
-echo "$d2b_token_finnhubio" >"$T/token"
+. "$ROOT/tests/pipeline_lib.sh"
 export SLUICE_PLUGIN_PATH=$BUILD/plugins SLUICE_STATUS_INTERVAL_MS=1000
 check "worker config" "$ROOT/tools/fast-group-conf.sh" "$ROOT/conf/worker.json" "$T/worker.json"
 

@@ -12,17 +12,9 @@
 . "$(dirname "$0")/lib.sh"
 EMU=$BUILD/tools/snowflake-emulator
 cd "$ROOT"
-for v in $(env | sed -n 's/^\(d2b_[A-Za-z0-9_]*\|sf_[A-Za-z0-9_]*\|SLUICE_[A-Z0-9_]*\)=.*/\1/p'); do
-  case $v in SLUICE_ROOT | SLUICE_BUILD | SLUICE_BIN | SLUICE_NO_DLCLOSE) ;; *) unset "$v" ;; esac
-done
-export sf_pem_pass=$(openssl rand -hex 16)
-openssl genrsa 2048 2>/dev/null | openssl pkcs8 -topk8 -v2 aes-256-cbc -passout "pass:$sf_pem_pass" -out "$T/rsa_key.p8"
-openssl pkey -in "$T/rsa_key.p8" -passin "pass:$sf_pem_pass" -pubout -out "$T/rsa_key.pub" 2>/dev/null
-export SF_PRIVATE_KEY_FILE=$T/rsa_key.p8 sf_account=ITACCT sf_username=LOADER sf_database=ITDB sf_schema=RAW
-export d2b_token_finnhubio=$(openssl rand -hex 16)
+. "$ROOT/tests/pipeline_lib.sh"
 REST_TOKEN=$(openssl rand -hex 20) WRONG_PASS=$(openssl rand -hex 16)
 KEY_LINE=$(sed -n 3p "$T/rsa_key.p8")
-echo "$d2b_token_finnhubio" >"$T/token"
 check "secrets generated" test -n "$KEY_LINE" -a -s "$T/rsa_key.pub"
 
 start_bg "$BUILD/tools/kafka-embedded" --brokers 1 --bootstrap-file "$T/bootstrap" \

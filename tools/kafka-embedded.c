@@ -4,24 +4,80 @@
  * restarts.
  *
  *   kafka-embedded [--brokers N] [--topic NAME[:PARTITIONS[:REPLICATION]]]...
- *                  [--bootstrap-file FILE]
+ *                  [--bootstrap-file FILE] [--control FIFO]
  *
  * Prints the bootstrap list on stdout (and writes it to FILE when asked),
  * then runs until SIGINT or SIGTERM. Data lives in memory; each partition's
  * log is capped by the mock (old records age out like size-based retention).
+ *
+ * --control FIFO: a named pipe (made when missing) read for fault-injection
+ * commands, one a line (tests/it_faults.sh; docs/faults.md):
+ *   down ID                broker ID (1..N) closes its connections and refuses
+ *                          new ones (rd_kafka_mock_broker_set_down)
+ *   up ID                  broker ID serves again (rd_kafka_mock_broker_set_up)
+ *   errors APIKEY ERR CNT  the next CNT requests of that API (0 Produce,
+ *                          1 Fetch, 8 OffsetCommit, ...) fail with Kafka error
+ *                          code ERR (rd_kafka_mock_push_request_errors_array)
+ * Each command is acknowledged on stderr ("control: ..."), a bad one named.
  */
 #include "kafka.h"
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void usage(void) {
     fprintf(stderr, "usage: kafka-embedded [--brokers N] [--topic NAME[:PARTITIONS[:REPLICATION]]]... "
-                    "[--bootstrap-file FILE]\n");
+                    "[--bootstrap-file FILE] [--control FIFO]\n");
+}
+
+/* One --control command; 0 done, -1 not understood. */
+static int control(rd_kafka_mock_cluster_t *mc, const char *line) {
+    int id, key, code, cnt;
+    char extra;
+    rd_kafka_resp_err_t rc;
+    if (sscanf(line, "down %d %c", &id, &extra) == 1) {
+        rc = rd_kafka_mock_broker_set_down(mc, id);
+    } else if (sscanf(line, "up %d %c", &id, &extra) == 1) {
+        rc = rd_kafka_mock_broker_set_up(mc, id);
+    } else if (sscanf(line, "errors %d %d %d %c", &key, &code, &cnt, &extra) == 3 && key >= 0 &&
+               cnt >= 1 && cnt <= 100000) {
+        rd_kafka_resp_err_t *errs = malloc(sizeof(*errs) * (size_t)cnt);
+        if (!errs) return -1;
+        for (int i = 0; i < cnt; i++) errs[i] = (rd_kafka_resp_err_t)code;
+        rd_kafka_mock_push_request_errors_array(mc, (int16_t)key, (size_t)cnt, errs);
+        free(errs);
+        rc = RD_KAFKA_RESP_ERR_NO_ERROR;
+    } else {
+        return -1;
+    }
+    if (rc) fprintf(stderr, "control: %s: %s\n", line, rd_kafka_err2str(rc));
+    else fprintf(stderr, "control: %s: done\n", line);
+    return 0;
+}
+
+typedef struct {
+    rd_kafka_mock_cluster_t *mc;
+    FILE *in;
+} control_arg_t;
+
+static void *control_thread(void *p) {
+    control_arg_t *c = p;
+    char line[256];
+    while (fgets(line, sizeof(line), c->in)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] && control(c->mc, line) != 0)
+            fprintf(stderr, "control: bad command '%s' (down ID | up ID | errors APIKEY ERR COUNT)\n", line);
+    }
+    return NULL;
 }
 
 static int create_topic(sl_embedded_t *e, const char *spec, int brokers) {
@@ -44,7 +100,7 @@ static int create_topic(sl_embedded_t *e, const char *spec, int brokers) {
 
 int main(int argc, char **argv) {
     int brokers = 3;
-    const char *bootstrap_file = NULL;
+    const char *bootstrap_file = NULL, *control_path = NULL;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -55,6 +111,8 @@ int main(int argc, char **argv) {
             brokers = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--bootstrap-file") == 0 && i + 1 < argc) {
             bootstrap_file = argv[++i];
+        } else if (strcmp(argv[i], "--control") == 0 && i + 1 < argc) {
+            control_path = argv[++i];
         } else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
             i++; /* created below, once the cluster is up */
         } else {
@@ -94,6 +152,22 @@ int main(int argc, char **argv) {
             sl_embedded_stop(e);
             return 1;
         }
+    }
+    control_arg_t ctl = {sl_embedded_mock(e), NULL};
+    if (control_path) {
+        /* Opened read-write: writers come and go without an EOF here. */
+        int fd = -1;
+        if ((mkfifo(control_path, 0600) == 0 || errno == EEXIST) &&
+            (fd = open(control_path, O_RDWR | O_CLOEXEC)) >= 0)
+            ctl.in = fdopen(fd, "r");
+        pthread_t t;
+        if (!ctl.in || pthread_create(&t, NULL, control_thread, &ctl) != 0) {
+            fprintf(stderr, "kafka-embedded: cannot read --control %s: %s\n", control_path, strerror(errno));
+            if (fd >= 0 && !ctl.in) close(fd);
+            sl_embedded_stop(e);
+            return 1;
+        }
+        pthread_detach(t);
     }
     int sig = 0;
     sigwait(&set, &sig);
