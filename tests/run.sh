@@ -33,6 +33,9 @@ for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] && run_one "$(basename "$t")${vg:+ (valgrind)}" "${vg[@]}" "$t"
 done
 [ "${VALGRIND:-0}" = 1 ] || for t in tests/it_*.sh; do
+  # the fuzz targets are their own ASan + UBSan build (build-fuzz): the
+  # sanitizer suite would only run the same binaries again
+  [ "${SANITIZE:-0}" = 1 ] && [ "$t" = tests/it_fuzz.sh ] && { echo "(it_fuzz: run by the plain suite)"; continue; }
   [ -f "$t" ] && run_one "$(basename "$t" .sh)" bash "$t"
 done
 echo "logs: $logdir"
