@@ -49,9 +49,23 @@ static int declared_secret(const sl_plugin_t *pl, const char *key) {
 
 /* Whether key of a connector config is declared SECRET by the connector's
  * plugin or, for "transforms.<alias>.<k>", by that transform's plugin. */
+/* Besides, a key any installed plugin declares SECRET is hidden whatever
+ * the class (a finnhub.token left in a config whose class was PATCHed to
+ * another plugin, a class name with a typo), and so is a key whose last
+ * component names a secret (password, passphrase, secret, token). */
+static int secret_name(const char *key) {
+    const char *last = strrchr(key, '.');
+    last = last ? last + 1 : key;
+    return strstr(last, "password") || strstr(last, "passphrase") || strstr(last, "secret") ||
+           strcmp(last, "token") == 0;
+}
+
 static int is_secret(const sl_runtime_t *rt, const sl_props_t *cfg, const char *key) {
     const char *cls = sl_props_get(cfg, "connector.class");
     if (cls && declared_secret(sl_registry_find(rt->registry, cls), key)) return 1;
+    if (secret_name(key)) return 1;
+    for (size_t i = 0; i < sl_registry_count(rt->registry); i++)
+        if (declared_secret(sl_registry_at(rt->registry, i), key)) return 1;
     if (strncmp(key, "transforms.", 11) != 0) return 0;
     const char *alias = key + 11, *dot = strchr(alias, '.');
     if (!dot) return 0;

@@ -254,6 +254,27 @@ static void test_secret_masked_everywhere(void **state) {
     sl_worker_lock(w);
     assert_string_equal(sl_props_get(sl_worker_find(w, "fa")->raw, "finnhub.token"), "clear-t0ken-123");
     sl_worker_unlock(w);
+    /* a PATCH to another class leaves finnhub.token in the config: still
+     * hidden (found by fuzz_rest), as is an undeclared key named a secret */
+    json_t *patch = parse("{\"connector.class\": \"sink-file\", \"topics\": \"t\", "
+                          "\"file\": \"/tmp/x\", \"db.password\": \"pw-v4lue\"}");
+    json_t *po = NULL;
+    int st = h->ops->patch_config(h, "fa", patch, &po);
+    json_decref(patch);
+    assert_true(st >= 200 && st < 300);
+    json_t *gc = NULL;
+    assert_int_equal(h->ops->get_config(h, "fa", &gc), 200);
+    json_t *both[2] = {po, gc};
+    for (int i = 0; i < 2; i++) {
+        char *text = json_dumps(both[i], 0);
+        assert_null(strstr(text, "clear-t0ken-123"));
+        assert_null(strstr(text, "pw-v4lue"));
+        free(text);
+    }
+    assert_string_equal(json_string_value(json_object_get(gc, "finnhub.token")), "[hidden]");
+    assert_string_equal(json_string_value(json_object_get(gc, "db.password")), "[hidden]");
+    json_decref(po);
+    json_decref(gc);
     h->ops->free(h);
     sl_worker_free(w);
 }
