@@ -82,6 +82,10 @@ static int owner_part(const dist_t *d, const char *name) {
 
 /* --- the herder thread ------------------------------------------------------------ */
 
+static void reconcile(dist_t *d);
+static json_t *local_names(dist_t *d);
+static void publish_offsets_of(dist_t *d, json_t *names);
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     dist_t *d = opaque;
@@ -92,12 +96,23 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                 d->owned[parts->elems[i].partition] = 1;
         rd_kafka_assign(rk, parts);
         d->ever_assigned = 1;
+        d->dirty = 1;
+        pthread_mutex_unlock(&d->mu);
     } else {
         memset(d->owned, 0, sizeof(d->owned));
+        d->dirty = 1;
+        pthread_mutex_unlock(&d->mu);
+        /* Stop what ran here before leaving the generation: the group's
+         * other members wait in JoinGroup until this worker rejoins, so
+         * no connector is started elsewhere while its old instance still
+         * runs here (a sink flushing into the same destination, a source
+         * producing twice). */
+        json_t *ran = local_names(d);
+        reconcile(d);
+        publish_offsets_of(d, ran); /* their last source offsets, for the next owner */
+        json_decref(ran);
         rd_kafka_assign(rk, NULL);
     }
-    d->dirty = 1;
-    pthread_mutex_unlock(&d->mu);
     SL_INFO("herder", "%s %d assignment partition(s)",
             e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "gained" : "lost", parts->cnt);
 }
@@ -308,8 +323,15 @@ static void publish_statuses(dist_t *d) {
  * changed since last sent (at least once: a worker killed between a flush
  * and this tick leaves the last published offset, and its successor
  * re-emits from there). */
+static void publish_offsets_of(dist_t *d, json_t *names);
 static void publish_offsets(dist_t *d) {
     json_t *names = local_names(d);
+    publish_offsets_of(d, names);
+    json_decref(names);
+}
+
+/* The same for the connectors named in names (a JSON array). */
+static void publish_offsets_of(dist_t *d, json_t *names) {
     size_t i, j;
     json_t *it, *o;
     json_array_foreach(names, i, it) {
@@ -332,7 +354,6 @@ static void publish_offsets(dist_t *d) {
         }
         json_decref(list);
     }
-    json_decref(names);
 }
 
 static void *herder_main(void *arg) {
