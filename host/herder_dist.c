@@ -86,35 +86,53 @@ static void reconcile(dist_t *d);
 static json_t *local_names(dist_t *d);
 static void publish_offsets_of(dist_t *d, json_t *names);
 
+/* Cooperative (incremental) rebalancing, as Kafka Connect's since 2.3: a
+ * rebalance revokes only the partitions that move, each from its old owner
+ * before a later rebalance hands it to the new one, so a worker keeps
+ * running what stays with it (a source connector is not stopped - and its
+ * websocket not closed - because another worker joined or died). */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     dist_t *d = opaque;
+    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    int gained = e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     pthread_mutex_lock(&d->mu);
-    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        for (int i = 0; i < parts->cnt; i++)
-            if (parts->elems[i].partition >= 0 && parts->elems[i].partition < MAX_PARTS)
-                d->owned[parts->elems[i].partition] = 1;
-        rd_kafka_assign(rk, parts);
-        d->ever_assigned = 1;
-        d->dirty = 1;
-        pthread_mutex_unlock(&d->mu);
+    if (!gained && !coop) memset(d->owned, 0, sizeof(d->owned));
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].partition >= 0 && parts->elems[i].partition < MAX_PARTS)
+            d->owned[parts->elems[i].partition] = (unsigned char)gained;
+    d->dirty = 1;
+    if (gained) d->ever_assigned = 1;
+    pthread_mutex_unlock(&d->mu);
+    rd_kafka_error_t *err = NULL;
+    if (gained) {
+        if (coop)
+            err = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
     } else {
-        memset(d->owned, 0, sizeof(d->owned));
-        d->dirty = 1;
-        pthread_mutex_unlock(&d->mu);
-        /* Stop what ran here before leaving the generation: the group's
-         * other members wait in JoinGroup until this worker rejoins, so
-         * no connector is started elsewhere while its old instance still
-         * runs here (a sink flushing into the same destination, a source
-         * producing twice). */
+        /* Stop what moves away before giving it up: its next owner gets it
+         * only in a later rebalance (cooperative) or once this member
+         * rejoined (eager), so no connector runs on two workers at once (a
+         * sink flushing into the same destination, a source producing
+         * twice). */
         json_t *ran = local_names(d);
         reconcile(d);
         publish_offsets_of(d, ran); /* their last source offsets, for the next owner */
         json_decref(ran);
-        rd_kafka_assign(rk, NULL);
+        if (coop)
+            err = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
     }
-    SL_INFO("herder", "%s %d assignment partition(s)",
-            e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "gained" : "lost", parts->cnt);
+    if (err) {
+        SL_ERROR("herder", "%s: %s", gained ? "assign" : "unassign", rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+    }
+    SL_INFO("herder", "%s %d assignment partition(s)%s", gained ? "gained" : "lost", parts->cnt,
+            e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS || e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS
+                ? ""
+                : " (rebalance error)");
 }
 
 /* A source offset of a connector that does not run here into the local
@@ -821,8 +839,8 @@ static rd_kafka_t *client(dist_t *d, sl_kafka_role_t role, const char *group, ch
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     } else if (group) {
         rd_kafka_conf_set(conf, "group.id", group, e2, sizeof(e2));
-        /* eager: a revoke stops everything before the new assignment */
-        rd_kafka_conf_set(conf, "partition.assignment.strategy", "roundrobin", e2, sizeof(e2));
+        /* cooperative: a rebalance moves only what must move (on_rebalance) */
+        rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", e2, sizeof(e2));
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
         rd_kafka_conf_set_opaque(conf, d);
     } else {

@@ -6,6 +6,7 @@
 # worker running a sink is killed (-9) its connector moves to another worker
 # and the sink file holds every record of the topic exactly once.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dist_lib.sh"
 command -v jq >/dev/null || { echo "jq missing (make deps)"; exit 1; }
 
 start_bg "$BUILD/tools/kafka-embedded" --brokers 3 --topic dist.configs:1 --topic dist.status:3 \
@@ -13,7 +14,7 @@ start_bg "$BUILD/tools/kafka-embedded" --brokers 3 --topic dist.configs:1 --topi
 check "kafka-embedded starts" wait_for 10 test -s "$T/bootstrap"
 BS=$(cat "$T/bootstrap")
 
-declare -A PID URL
+declare -A PID # worker i -> its pid (stop_survivors)
 for i in 1 2 3; do
   mkdir -p "$T/w$i"
   worker_conf "$T/w$i/worker.json" '"group.id": "dist-g", "config.storage.topic": "dist.configs",
@@ -29,12 +30,6 @@ for i in 1 2 3; do
 done
 check "three workers serve REST" true
 
-# req WORKER METHOD PATH [BODY]: sets CODE, the body in $T/body.
-req() {
-  local args=(-s -o "$T/body" -w '%{http_code}' -X "$2" "${URL[$1]}$3")
-  [ $# -ge 4 ] && args+=(-H "Content-Type: application/json" --data-binary "$4")
-  CODE=$(curl "${args[@]}")
-}
 COUNTER='{"connector.class": "source-counter", "topic": "dist.t", "count": "0",
           "batch.size": "20", "interval.ms": "50"}'
 sink() { echo "{\"connector.class\": \"sink-file\", \"topics\": \"dist.t\", \"file\": \"$T/$1.jsonl\"}"; }
@@ -65,11 +60,8 @@ req 3 GET /connectors/bad
 check_eq "the refused connector is nowhere" 404 "$CODE"
 
 # Every connector runs somewhere, spread over the workers.
-owner() { # connector -> worker_id of a RUNNING connector with RUNNING tasks, via worker 2
-  req 2 GET "/connectors/$1/status"
-  jq -r 'select(.connector.state == "RUNNING" and (.tasks | length) > 0 and
-                all(.tasks[]; .state == "RUNNING")) | .connector.worker_id' "$T/body"
-}
+ask=2 # the worker statuses are read on (a live one after the kill)
+owner() { running_on "$1" $ask; } # connector -> worker_id when RUNNING
 all_running() { for c in counter sink-a sink-b sink-c; do [ -n "$(owner $c)" ] || return 1; done; }
 check "all connectors RUNNING (status read on worker 2)" wait_for 40 all_running
 ids=$(for c in counter sink-a sink-b sink-c; do owner $c; done | sort -u)
@@ -90,11 +82,8 @@ wait_for 20 test "$(lines "$T/sink-a.jsonl")" -gt 0
 kill -KILL "${PID[$victim]}"
 echo "killed worker $victim with $(lines "$T/sink-a.jsonl") lines in sink-a"
 other=1; [ "$victim" = 1 ] && other=2
-moved() {
-  local id; id=$(req "$other" GET /connectors/sink-a/status; jq -r 'select(.connector.state == "RUNNING" and
-    (.tasks | length) > 0 and all(.tasks[]; .state == "RUNNING")) | .connector.worker_id' "$T/body")
-  [ -n "$id" ] && [ "$id" != "$victim_id" ]
-}
+ask=$other
+moved() { local id; id=$(running_on sink-a "$other"); [ -n "$id" ] && [ "$id" != "$victim_id" ]; }
 check "sink-a moves to a live worker (status)" wait_for 40 moved
 check "every connector runs again" wait_for 40 all_running
 
@@ -144,14 +133,11 @@ check_eq "counter: no n missing" True "$complete"
 check_eq "counter: resumed from the offsets topic, never from 0 again" 1 "$zeros"
 
 # Deleting on one worker removes it everywhere.
-req 3 DELETE /connectors/sink-b
-check_eq "DELETE sink-b on worker 3" 204 "$CODE"
+third=3; [ "$victim" = 3 ] && third=$((3 - other)) # a live worker, not $other
+req $third DELETE /connectors/sink-b
+check_eq "DELETE sink-b on worker $third" 204 "$CODE"
 gone() { req "$1" GET /connectors/sink-b; [ "$CODE" = 404 ]; }
 check "sink-b is gone on worker $other" wait_for 20 gone "$other"
 
-for i in 1 2 3; do
-  [ "$i" = "$victim" ] && continue
-  stop_worker "${PID[$i]}"
-  check_eq "worker $i stops cleanly" 0 "$STOP_RC"
-done
+stop_survivors
 finish
