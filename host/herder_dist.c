@@ -22,6 +22,11 @@
  *   connector's status as the owner answers it; published when it differs
  *   from what the topic holds, read by every worker for GET .../status.
  *
+ * - Verbs on the running instance (restart, offsets, topics): answered by
+ *   the worker running the connector; another answers SL_HERDER_FORWARD
+ *   with the owner's REST URL ("worker_url" in its status records) and the
+ *   REST layer forwards the request there (rest.c).
+ *
  * One thread polls both consumers and applies changes to the local worker
  * through the standalone herder's worker verbs; REST threads only produce
  * and read the maps under d->mu.
@@ -63,6 +68,7 @@ typedef struct dist {
     int ever_assigned;
     pthread_mutex_t writes; /* one REST write at a time */
     char worker_id[128];
+    char rest_url[400]; /* where other workers forward requests for our connectors */
 } dist_t;
 
 static const char *const target_names[] = {"RUNNING", "PAUSED", "STOPPED"};
@@ -322,6 +328,7 @@ static void publish_statuses(dist_t *d) {
             json_decref(st);
             continue;
         }
+        json_object_set_new(st, "worker_url", json_string(d->rest_url));
         pthread_mutex_lock(&d->mu);
         int same = json_equal(st, json_object_get(d->statuses, name));
         pthread_mutex_unlock(&d->mu);
@@ -452,6 +459,7 @@ static json_t *status_of(dist_t *d, const char *name, const json_t *entry) {
     pthread_mutex_lock(&d->mu);
     json_t *st = json_deep_copy(json_object_get(d->statuses, name));
     pthread_mutex_unlock(&d->mu);
+    json_object_del(st, "worker_url"); /* the record's, not the API's */
     if (st) return st;
     return json_pack("{sss{ssss}s[]ss}", "name", name, "connector", "state", "UNASSIGNED",
                      "worker_id", "", "tasks", "type", type_of(d, json_object_get(entry, "config")));
@@ -669,22 +677,32 @@ static int do_set_target(sl_herder_t *h, const char *name, sl_target_t target, j
     return 202;
 }
 
-/* Verbs on the running instance: answered by the worker that runs it. */
+/* Verbs on the running instance: answered by the worker that runs it. 0
+ * when it runs here; else SL_HERDER_FORWARD with the owner's REST URL, as
+ * its status record has it (rest.c sends the request there), or 404/409. */
 static int on_owner(dist_t *d, const char *name, json_t **out) {
     sl_worker_lock(d->w);
     int here = sl_worker_find(d->w, name) != NULL;
     sl_worker_unlock(d->w);
     if (here) return 0;
-    json_t *st = NULL;
-    int rc = view(d, name, status_of, &st);
-    if (rc != 200) {
-        *out = st;
-        return rc;
-    }
+    json_t *entry = stored(d, name);
+    if (!entry) return not_found(out, name);
+    json_decref(entry);
+    pthread_mutex_lock(&d->mu);
+    json_t *st = json_object_get(d->statuses, name);
+    const char *url = json_string_value(json_object_get(st, "worker_url"));
     const char *owner = json_string_value(json_object_get(json_object_get(st, "connector"), "worker_id"));
-    rc = sl_herder_error(out, 409, "Connector %s runs on worker %s; send this request there", name,
-                         owner && *owner ? owner : "(not assigned yet)");
-    json_decref(st);
+    int rc;
+    if (!url || !*url || !owner || !*owner)
+        rc = sl_herder_error(out, 409, "Connector %s is not assigned to a worker yet; retry", name);
+    else if (strcmp(url, d->rest_url) == 0)
+        rc = sl_herder_error(out, 409, "Connector %s has just left this worker (%s); retry", name,
+                             d->worker_id);
+    else {
+        *out = json_pack("{ssss}", "url", url, "worker_id", owner);
+        rc = SL_HERDER_FORWARD;
+    }
+    pthread_mutex_unlock(&d->mu);
     return rc;
 }
 
@@ -729,11 +747,20 @@ static int h_validate(sl_herder_t *h, const char *plugin, const json_t *config, 
     return d->local->ops->validate(d->local, plugin, config, out);
 }
 
+/* The URL other workers forward to: http://<worker_id>, or with Kafka
+ * Connect's rest.advertised.host.name / rest.advertised.port instead of
+ * the bound address (a worker bound to 0.0.0.0, behind NAT). */
 static void h_set_worker_id(sl_herder_t *h, const char *worker_id) {
     SELF;
     d->local->ops->set_worker_id(d->local, worker_id);
+    const char *host = sl_props_get(d->rt->worker, "rest.advertised.host.name");
+    const char *port = sl_props_get(d->rt->worker, "rest.advertised.port");
+    const char *colon = strrchr(worker_id, ':');
+    int bound_host_len = colon ? (int)(colon - worker_id) : (int)strlen(worker_id);
     pthread_mutex_lock(&d->mu);
     snprintf(d->worker_id, sizeof(d->worker_id), "%s", worker_id);
+    snprintf(d->rest_url, sizeof(d->rest_url), "http://%.*s:%s", host && *host ? (int)strlen(host) : bound_host_len,
+             host && *host ? host : worker_id, port && *port ? port : colon ? colon + 1 : "8083");
     pthread_mutex_unlock(&d->mu);
 }
 
