@@ -21,7 +21,7 @@ endif
 CC       ?= cc
 PKG_CONFIG ?= pkg-config
 # Everything the worker links. Plugins link only what they use (see below).
-HOST_PKGS := rdkafka avro-c jansson libmicrohttpd
+HOST_PKGS := rdkafka avro-c jansson libmicrohttpd libcurl
 TEST_PKGS := cmocka
 
 pkg_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)

@@ -18,6 +18,14 @@
 
 typedef struct sl_herder sl_herder_t;
 
+/* A verb's answer "ask another worker" (never an HTTP status): the
+ * distributed herder returns it for a verb on the running instance of a
+ * connector that another worker runs, with *out =
+ * {"url": "http://host:port", "worker_id": "..."} - that worker's REST
+ * API. The REST layer then sends the same request there and answers what
+ * that worker answered (rest.c). */
+#define SL_HERDER_FORWARD (-307)
+
 typedef struct sl_herder_ops {
     /* GET /connectors (expand: status and/or info) */
     int (*list)(sl_herder_t *h, int expand_status, int expand_info, json_t **out);

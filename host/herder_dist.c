@@ -22,6 +22,11 @@
  *   connector's status as the owner answers it; published when it differs
  *   from what the topic holds, read by every worker for GET .../status.
  *
+ * - Verbs on the running instance (restart, offsets, topics): answered by
+ *   the worker running the connector; another answers SL_HERDER_FORWARD
+ *   with the owner's REST URL ("worker_url" in its status records) and the
+ *   REST layer forwards the request there (rest.c).
+ *
  * One thread polls both consumers and applies changes to the local worker
  * through the standalone herder's worker verbs; REST threads only produce
  * and read the maps under d->mu.
@@ -63,6 +68,7 @@ typedef struct dist {
     int ever_assigned;
     pthread_mutex_t writes; /* one REST write at a time */
     char worker_id[128];
+    char rest_url[400]; /* where other workers forward requests for our connectors */
 } dist_t;
 
 static const char *const target_names[] = {"RUNNING", "PAUSED", "STOPPED"};
@@ -86,35 +92,53 @@ static void reconcile(dist_t *d);
 static json_t *local_names(dist_t *d);
 static void publish_offsets_of(dist_t *d, json_t *names);
 
+/* Cooperative (incremental) rebalancing, as Kafka Connect's since 2.3: a
+ * rebalance revokes only the partitions that move, each from its old owner
+ * before a later rebalance hands it to the new one, so a worker keeps
+ * running what stays with it (a source connector is not stopped - and its
+ * websocket not closed - because another worker joined or died). */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     dist_t *d = opaque;
+    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    int gained = e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     pthread_mutex_lock(&d->mu);
-    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        for (int i = 0; i < parts->cnt; i++)
-            if (parts->elems[i].partition >= 0 && parts->elems[i].partition < MAX_PARTS)
-                d->owned[parts->elems[i].partition] = 1;
-        rd_kafka_assign(rk, parts);
-        d->ever_assigned = 1;
-        d->dirty = 1;
-        pthread_mutex_unlock(&d->mu);
+    if (!gained && !coop) memset(d->owned, 0, sizeof(d->owned));
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].partition >= 0 && parts->elems[i].partition < MAX_PARTS)
+            d->owned[parts->elems[i].partition] = (unsigned char)gained;
+    d->dirty = 1;
+    if (gained) d->ever_assigned = 1;
+    pthread_mutex_unlock(&d->mu);
+    rd_kafka_error_t *err = NULL;
+    if (gained) {
+        if (coop)
+            err = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
     } else {
-        memset(d->owned, 0, sizeof(d->owned));
-        d->dirty = 1;
-        pthread_mutex_unlock(&d->mu);
-        /* Stop what ran here before leaving the generation: the group's
-         * other members wait in JoinGroup until this worker rejoins, so
-         * no connector is started elsewhere while its old instance still
-         * runs here (a sink flushing into the same destination, a source
-         * producing twice). */
+        /* Stop what moves away before giving it up: its next owner gets it
+         * only in a later rebalance (cooperative) or once this member
+         * rejoined (eager), so no connector runs on two workers at once (a
+         * sink flushing into the same destination, a source producing
+         * twice). */
         json_t *ran = local_names(d);
         reconcile(d);
         publish_offsets_of(d, ran); /* their last source offsets, for the next owner */
         json_decref(ran);
-        rd_kafka_assign(rk, NULL);
+        if (coop)
+            err = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
     }
-    SL_INFO("herder", "%s %d assignment partition(s)",
-            e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "gained" : "lost", parts->cnt);
+    if (err) {
+        SL_ERROR("herder", "%s: %s", gained ? "assign" : "unassign", rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+    }
+    SL_INFO("herder", "%s %d assignment partition(s)%s", gained ? "gained" : "lost", parts->cnt,
+            e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS || e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS
+                ? ""
+                : " (rebalance error)");
 }
 
 /* A source offset of a connector that does not run here into the local
@@ -304,6 +328,7 @@ static void publish_statuses(dist_t *d) {
             json_decref(st);
             continue;
         }
+        json_object_set_new(st, "worker_url", json_string(d->rest_url));
         pthread_mutex_lock(&d->mu);
         int same = json_equal(st, json_object_get(d->statuses, name));
         pthread_mutex_unlock(&d->mu);
@@ -434,6 +459,7 @@ static json_t *status_of(dist_t *d, const char *name, const json_t *entry) {
     pthread_mutex_lock(&d->mu);
     json_t *st = json_deep_copy(json_object_get(d->statuses, name));
     pthread_mutex_unlock(&d->mu);
+    json_object_del(st, "worker_url"); /* the record's, not the API's */
     if (st) return st;
     return json_pack("{sss{ssss}s[]ss}", "name", name, "connector", "state", "UNASSIGNED",
                      "worker_id", "", "tasks", "type", type_of(d, json_object_get(entry, "config")));
@@ -651,22 +677,32 @@ static int do_set_target(sl_herder_t *h, const char *name, sl_target_t target, j
     return 202;
 }
 
-/* Verbs on the running instance: answered by the worker that runs it. */
+/* Verbs on the running instance: answered by the worker that runs it. 0
+ * when it runs here; else SL_HERDER_FORWARD with the owner's REST URL, as
+ * its status record has it (rest.c sends the request there), or 404/409. */
 static int on_owner(dist_t *d, const char *name, json_t **out) {
     sl_worker_lock(d->w);
     int here = sl_worker_find(d->w, name) != NULL;
     sl_worker_unlock(d->w);
     if (here) return 0;
-    json_t *st = NULL;
-    int rc = view(d, name, status_of, &st);
-    if (rc != 200) {
-        *out = st;
-        return rc;
-    }
+    json_t *entry = stored(d, name);
+    if (!entry) return not_found(out, name);
+    json_decref(entry);
+    pthread_mutex_lock(&d->mu);
+    json_t *st = json_object_get(d->statuses, name);
+    const char *url = json_string_value(json_object_get(st, "worker_url"));
     const char *owner = json_string_value(json_object_get(json_object_get(st, "connector"), "worker_id"));
-    rc = sl_herder_error(out, 409, "Connector %s runs on worker %s; send this request there", name,
-                         owner && *owner ? owner : "(not assigned yet)");
-    json_decref(st);
+    int rc;
+    if (!url || !*url || !owner || !*owner)
+        rc = sl_herder_error(out, 409, "Connector %s is not assigned to a worker yet; retry", name);
+    else if (strcmp(url, d->rest_url) == 0)
+        rc = sl_herder_error(out, 409, "Connector %s has just left this worker (%s); retry", name,
+                             d->worker_id);
+    else {
+        *out = json_pack("{ssss}", "url", url, "worker_id", owner);
+        rc = SL_HERDER_FORWARD;
+    }
+    pthread_mutex_unlock(&d->mu);
     return rc;
 }
 
@@ -711,11 +747,20 @@ static int h_validate(sl_herder_t *h, const char *plugin, const json_t *config, 
     return d->local->ops->validate(d->local, plugin, config, out);
 }
 
+/* The URL other workers forward to: http://<worker_id>, or with Kafka
+ * Connect's rest.advertised.host.name / rest.advertised.port instead of
+ * the bound address (a worker bound to 0.0.0.0, behind NAT). */
 static void h_set_worker_id(sl_herder_t *h, const char *worker_id) {
     SELF;
     d->local->ops->set_worker_id(d->local, worker_id);
+    const char *host = sl_props_get(d->rt->worker, "rest.advertised.host.name");
+    const char *port = sl_props_get(d->rt->worker, "rest.advertised.port");
+    const char *colon = strrchr(worker_id, ':');
+    int bound_host_len = colon ? (int)(colon - worker_id) : (int)strlen(worker_id);
     pthread_mutex_lock(&d->mu);
     snprintf(d->worker_id, sizeof(d->worker_id), "%s", worker_id);
+    snprintf(d->rest_url, sizeof(d->rest_url), "http://%.*s:%s", host && *host ? (int)strlen(host) : bound_host_len,
+             host && *host ? host : worker_id, port && *port ? port : colon ? colon + 1 : "8083");
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -821,8 +866,8 @@ static rd_kafka_t *client(dist_t *d, sl_kafka_role_t role, const char *group, ch
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     } else if (group) {
         rd_kafka_conf_set(conf, "group.id", group, e2, sizeof(e2));
-        /* eager: a revoke stops everything before the new assignment */
-        rd_kafka_conf_set(conf, "partition.assignment.strategy", "roundrobin", e2, sizeof(e2));
+        /* cooperative: a rebalance moves only what must move (on_rebalance) */
+        rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", e2, sizeof(e2));
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
         rd_kafka_conf_set_opaque(conf, d);
     } else {

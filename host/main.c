@@ -11,6 +11,8 @@
 #include "herder.h"
 #include "log.h"
 #include "rest.h"
+
+#include <curl/curl.h>
 #include "worker.h"
 
 #include <libgen.h>
@@ -221,6 +223,9 @@ out:
 
 int main(int argc, char **argv) {
     sl_log_init();
+    /* before any thread: the REST API forwards with libcurl (rest.c), and
+     * sink-snowflake uses it too */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -246,6 +251,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         rc = 2;
     }
+    curl_global_cleanup();
     sl_log_shutdown();
     return rc;
 }

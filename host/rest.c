@@ -8,6 +8,7 @@
 #include "metrics.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -299,6 +300,149 @@ static int is_json(struct MHD_Connection *conn) {
     return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* --- forwarding to the worker that runs a connector (SL_HERDER_FORWARD) ------------ */
+
+/* Marks a forwarded request: its receiver answers, never forwards again. */
+#define FORWARDED_HEADER "X-Sluice-Forwarded-By"
+#define FORWARD_MAX_BODY (64u << 20)
+
+typedef struct grown {
+    char *data;
+    size_t len;
+    int too_big;
+} grown_t;
+
+static size_t on_forward_body(char *p, size_t size, size_t n, void *cls) {
+    grown_t *g = cls;
+    size_t add = size * n;
+    if (g->len + add > FORWARD_MAX_BODY) {
+        g->too_big = 1;
+        return 0;
+    }
+    char *more = realloc(g->data, g->len + add + 1);
+    if (!more) return 0;
+    memcpy(more + g->len, p, add);
+    g->data = more;
+    g->len += add;
+    g->data[g->len] = '\0';
+    return add;
+}
+
+typedef struct query {
+    CURL *curl;
+    FILE *f;
+    int n;
+} query_t;
+
+static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value) {
+    (void)kind;
+    query_t *q = cls;
+    char *k = curl_easy_escape(q->curl, key, 0), *v = value ? curl_easy_escape(q->curl, value, 0) : NULL;
+    if (k) fprintf(q->f, "%c%s%s%s", q->n++ ? '&' : '?', k, v ? "=" : "", v ? v : "");
+    curl_free(k);
+    curl_free(v);
+    return MHD_YES;
+}
+
+/* "<base>/<seg>/<seg>...?<args>" of this request, each part escaped again
+ * (MHD hands them decoded). New string or NULL. */
+static char *forward_url(CURL *curl, const char *base, const call_t *c) {
+    char *url = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&url, &len);
+    if (!f) return NULL;
+    fputs(base, f);
+    for (int i = 0; i < c->nseg; i++) {
+        char *e = curl_easy_escape(curl, c->seg[i], 0);
+        fprintf(f, "/%s", e ? e : "");
+        curl_free(e);
+    }
+    query_t q = {.curl = curl, .f = f};
+    MHD_get_connection_values(c->conn, MHD_GET_ARGUMENT_KIND, add_query_arg, &q);
+    fclose(f);
+    return url;
+}
+
+/* Sends this request (method, path, query, body, Authorization) to the
+ * worker *target names and answers what it answered; 409 when it cannot
+ * be asked. */
+static enum MHD_Result forward(call_t *c, const char *method, const request_t *req, json_t *target) {
+    sl_rest_t *r = c->r;
+    const char *base = json_string_value(json_object_get(target, "url"));
+    const char *owner = json_string_value(json_object_get(target, "worker_id"));
+    const char *by = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, FORWARDED_HEADER);
+    char msg[1024];
+    if (by || !base) {
+        /* the worker the owner's status names does not run it (any more):
+         * statuses lag a move by a second or so */
+        snprintf(msg, sizeof(msg),
+                 "Connector %s is not running on worker %s, which its status names as its owner; "
+                 "it may be moving: retry",
+                 c->nseg > 1 ? c->seg[1] : "?", r->worker_id);
+        json_decref(target);
+        return send_error(r, c->conn, 409, msg);
+    }
+    CURL *curl = curl_easy_init();
+    char *url = curl ? forward_url(curl, base, c) : NULL;
+    struct curl_slist *hdrs = NULL;
+    char line[400];
+    snprintf(line, sizeof(line), FORWARDED_HEADER ": %s", r->worker_id);
+    hdrs = curl_slist_append(hdrs, line);
+    const char *auth = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
+    char *auth_line = NULL;
+    if (auth && asprintf(&auth_line, "Authorization: %s", auth) > 0) hdrs = curl_slist_append(hdrs, auth_line);
+    const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type");
+    if (ct && req->body) {
+        snprintf(line, sizeof(line), "Content-Type: %s", ct);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    hdrs = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
+    grown_t got = {0};
+    CURLcode e = CURLE_OUT_OF_MEMORY;
+    long status = 0;
+    if (url && hdrs) {
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+        /* below MHD's 30 s connection timeout of our own client */
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 25000L);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_forward_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &got);
+        if (req->body) {
+            curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req->body);
+            curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->len);
+        }
+        e = curl_easy_perform(curl);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    }
+    enum MHD_Result rc;
+    if (e == CURLE_OK && status >= 100 && status <= 599) {
+        char *type = NULL;
+        curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
+        SL_DEBUG("rest", "%s %s forwarded to %s: %ld", method, url, owner ? owner : base, status);
+        char *text = got.data;
+        got.data = NULL;
+        rc = send_text(r, c->conn, (int)status, text, type ? type : "application/json");
+    } else {
+        snprintf(msg, sizeof(msg),
+                 "Connector %s runs on worker %s, which could not be asked (%s); retry later",
+                 c->nseg > 1 ? c->seg[1] : "?", owner ? owner : base,
+                 got.too_big ? "answer too large" : curl_easy_strerror(e));
+        rc = send_error(r, c->conn, 409, msg);
+    }
+    free(got.data);
+    free(url);
+    free(auth_line);
+    curl_slist_free_all(hdrs);
+    if (curl) curl_easy_cleanup(curl);
+    json_decref(target);
+    return rc;
+}
+
 static enum MHD_Result dispatch(sl_rest_t *r, struct MHD_Connection *conn, const char *method,
                                 const char *url, request_t *req) {
     call_t c = {.r = r, .conn = conn};
@@ -336,7 +480,7 @@ static enum MHD_Result dispatch(sl_rest_t *r, struct MHD_Connection *conn, const
         } else {
             int status = hit->fn(&c, &out);
             SL_DEBUG("rest", "%s %s: %d", method, url, status);
-            rc = send_json(r, conn, status, out);
+            rc = status == SL_HERDER_FORWARD ? forward(&c, method, req, out) : send_json(r, conn, status, out);
         }
     }
     json_decref(c.body);

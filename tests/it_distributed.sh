@@ -4,19 +4,26 @@
 # worker 1 are visible on workers 2 and 3 (config topic), spread over the
 # workers (group membership on the assign topic, status topic), and when the
 # worker running a sink is killed (-9) its connector moves to another worker
-# and the sink file holds every record of the topic exactly once.
+# and the sink file holds every record of the topic exactly once. Verbs on
+# the running instance (restart, task restart, offsets, topics) sent to a
+# worker that does not run the connector are forwarded to the one that does
+# (a table of status codes and bodies), with the client's bearer token.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dist_lib.sh"
 command -v jq >/dev/null || { echo "jq missing (make deps)"; exit 1; }
 
 start_bg "$BUILD/tools/kafka-embedded" --brokers 3 --topic dist.configs:1 --topic dist.status:3 \
-  --topic dist.offsets:1 --topic dist-g-assign:32 --topic dist.t:4 --bootstrap-file "$T/bootstrap"
+  --topic dist.offsets:1 --topic dist-g-assign:32 --topic dist.t:4 --topic dist.fwd:1 --bootstrap-file "$T/bootstrap"
 check "kafka-embedded starts" wait_for 10 test -s "$T/bootstrap"
 BS=$(cat "$T/bootstrap")
 
-declare -A PID URL
+# every worker requires a bearer token: forwarded requests carry the client's
+TOKEN=$(openssl rand -hex 16)
+REQ_ARGS=(-H "Authorization: Bearer $TOKEN")
+declare -A PID # worker i -> its pid (stop_survivors)
 for i in 1 2 3; do
   mkdir -p "$T/w$i"
-  worker_conf "$T/w$i/worker.json" '"group.id": "dist-g", "config.storage.topic": "dist.configs",
+  worker_conf "$T/w$i/worker.json" '"group.id": "dist-g", "config.storage.topic": "dist.configs", "rest.auth.token": "'$TOKEN'",
   "status.storage.topic": "dist.status", "offset.storage.topic": "dist.offsets"'
   sed -i -e "s|\"bootstrap.servers\": \"embedded\"|\"bootstrap.servers\": \"$BS\"|" \
     -e "s|$T/rest.port|$T/w$i/rest.port|" -e "s|$T/offsets.json|$T/w$i/offsets.json|" "$T/w$i/worker.json"
@@ -29,12 +36,6 @@ for i in 1 2 3; do
 done
 check "three workers serve REST" true
 
-# req WORKER METHOD PATH [BODY]: sets CODE, the body in $T/body.
-req() {
-  local args=(-s -o "$T/body" -w '%{http_code}' -X "$2" "${URL[$1]}$3")
-  [ $# -ge 4 ] && args+=(-H "Content-Type: application/json" --data-binary "$4")
-  CODE=$(curl "${args[@]}")
-}
 COUNTER='{"connector.class": "source-counter", "topic": "dist.t", "count": "0",
           "batch.size": "20", "interval.ms": "50"}'
 sink() { echo "{\"connector.class\": \"sink-file\", \"topics\": \"dist.t\", \"file\": \"$T/$1.jsonl\"}"; }
@@ -65,11 +66,8 @@ req 3 GET /connectors/bad
 check_eq "the refused connector is nowhere" 404 "$CODE"
 
 # Every connector runs somewhere, spread over the workers.
-owner() { # connector -> worker_id of a RUNNING connector with RUNNING tasks, via worker 2
-  req 2 GET "/connectors/$1/status"
-  jq -r 'select(.connector.state == "RUNNING" and (.tasks | length) > 0 and
-                all(.tasks[]; .state == "RUNNING")) | .connector.worker_id' "$T/body"
-}
+ask=2 # the worker statuses are read on (a live one after the kill)
+owner() { running_on "$1" $ask; } # connector -> worker_id when RUNNING
 all_running() { for c in counter sink-a sink-b sink-c; do [ -n "$(owner $c)" ] || return 1; done; }
 check "all connectors RUNNING (status read on worker 2)" wait_for 40 all_running
 ids=$(for c in counter sink-a sink-b sink-c; do owner $c; done | sort -u)
@@ -79,6 +77,62 @@ for id in $ids; do
   check "worker_id $id is one of the three workers" \
     grep -qx "http://$id" <(printf '%s\n' "${URL[@]}" | sed 's|127.0.0.1|127.0.0.1|')
 done
+
+# Verbs on the running instance (restart, task restart, offsets, topics)
+# sent to a worker that does not run the connector: forwarded to the one
+# that does (its REST URL is in its status record), whose status code and
+# body come back. A table: description | method | path | body | code | jq.
+req 1 POST /connectors '{"name": "fwd", "config": {"connector.class": "source-counter", "topic": "dist.fwd",
+  "count": "50", "batch.size": "10", "interval.ms": "20"}}'
+check_eq "POST fwd (a counter of 50)" 201 "$CODE"
+fwd_running() { [ -n "$(owner fwd)" ]; }
+check "fwd RUNNING" wait_for 40 fwd_running
+fwd_id=$(owner fwd)
+fo=0; fn=0
+for i in 1 2 3; do
+  if [ "${URL[$i]}" = "http://$fwd_id" ]; then fo=$i; elif [ $fn = 0 ]; then fn=$i; fi
+done
+check "fwd runs on worker $fo ($fwd_id); asked on worker $fn" test $fo -gt 0 -a $fn -gt 0
+fwd_stopped() { req $fn GET /connectors/fwd/status &&
+  jq -e --arg id "$fwd_id" '.connector.state == "STOPPED" and .connector.worker_id == $id' "$T/body" >/dev/null; }
+OFFS='{"offsets": [{"partition": {"task": 0}, "offset": {"n": 9}}]}'
+STOPPED_ONLY='.message | startswith("Connectors must be in the STOPPED state before their offsets can be modified")'
+while IFS='|' read -r desc method path body code filter; do
+  [ -z "$desc" ] && continue
+  req $fn "$method" "$path" ${body:+"$body"}
+  check_eq "forwarded: $desc: status" "$code" "$CODE"
+  [ -n "$filter" ] && check "forwarded: $desc: body ($filter)" jq -e "$filter" "$T/body" >/dev/null
+  [ "$method $path" = "PUT /connectors/fwd/stop" ] && check "fwd STOPPED (status on worker $fn)" wait_for 30 fwd_stopped
+done <<TABLE
+GET topics|GET|/connectors/fwd/topics||200|.fwd | has("topics")
+task restart|POST|/connectors/fwd/tasks/0/restart||204|
+task restart of a task that is not there|POST|/connectors/fwd/tasks/7/restart||404|.error_code == 404 and .message == "Task fwd-7 not found"
+restart|POST|/connectors/fwd/restart||204|
+restart with tasks|POST|/connectors/fwd/restart?includeTasks=true&onlyFailed=false||202|.name == "fwd" and .connector.worker_id == "$fwd_id"
+PATCH offsets while running|PATCH|/connectors/fwd/offsets|$OFFS|400|$STOPPED_ONLY
+DELETE offsets while running|DELETE|/connectors/fwd/offsets||400|$STOPPED_ONLY
+stop (a config write: not forwarded)|PUT|/connectors/fwd/stop||202|
+GET offsets|GET|/connectors/fwd/offsets||200|.offsets | length == 1
+PATCH offsets|PATCH|/connectors/fwd/offsets|$OFFS|200|.message == "The offsets for this connector have been altered successfully"
+GET offsets after the PATCH|GET|/connectors/fwd/offsets||200|.offsets == [{"partition": {"task": 0}, "offset": {"n": 9}}]
+PATCH offsets without an array|PATCH|/connectors/fwd/offsets|{"offsets": 1}|400|.message == "The request body must hold an \"offsets\" array"
+DELETE offsets|DELETE|/connectors/fwd/offsets||200|.message == "The offsets for this connector have been reset successfully"
+GET offsets after the DELETE|GET|/connectors/fwd/offsets||200|.offsets == []
+restart of an unknown connector (not forwarded)|POST|/connectors/nope/restart||404|.message == "Connector nope not found"
+TABLE
+req $fo GET /connectors/fwd/offsets
+cp "$T/body" "$T/owner-offsets"
+req $fn GET /connectors/fwd/offsets
+check "the forwarded answer is the owner's, byte for byte" cmp -s "$T/owner-offsets" "$T/body"
+CODE=$(curl -s -o "$T/body" -w '%{http_code}' -X POST "${URL[$fn]}/connectors/fwd/restart")
+check_eq "no token: 401 on the worker asked, nothing forwarded" 401 "$CODE"
+CODE=$(curl -s -o "$T/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
+  -H "X-Sluice-Forwarded-By: 127.0.0.1:1" "${URL[$fn]}/connectors/fwd/restart")
+check_eq "an already forwarded request is not forwarded again: 409" 409 "$CODE"
+check "  ... saying the connector is not here and may be moving" \
+  jq -e '.message | test("Connector fwd is not running on worker .*it may be moving: retry")' "$T/body" >/dev/null
+req $fn DELETE /connectors/fwd
+check_eq "DELETE fwd" 204 "$CODE"
 
 # Kill -9 the worker running sink-a, while the counter still emits.
 victim_id=$(owner sink-a)
@@ -90,11 +144,13 @@ wait_for 20 test "$(lines "$T/sink-a.jsonl")" -gt 0
 kill -KILL "${PID[$victim]}"
 echo "killed worker $victim with $(lines "$T/sink-a.jsonl") lines in sink-a"
 other=1; [ "$victim" = 1 ] && other=2
-moved() {
-  local id; id=$(req "$other" GET /connectors/sink-a/status; jq -r 'select(.connector.state == "RUNNING" and
-    (.tasks | length) > 0 and all(.tasks[]; .state == "RUNNING")) | .connector.worker_id' "$T/body")
-  [ -n "$id" ] && [ "$id" != "$victim_id" ]
-}
+ask=$other
+# sink-a's status still names the dead worker (for the session timeout)
+req $other POST /connectors/sink-a/restart
+check_eq "restart of sink-a while its owner is dead: 409" 409 "$CODE"
+check "  ... saying the owner could not be asked" \
+  jq -e --arg id "$victim_id" '.message | startswith("Connector sink-a runs on worker \($id), which could not be asked")' "$T/body" >/dev/null
+moved() { local id; id=$(running_on sink-a "$other"); [ -n "$id" ] && [ "$id" != "$victim_id" ]; }
 check "sink-a moves to a live worker (status)" wait_for 40 moved
 check "every connector runs again" wait_for 40 all_running
 
@@ -144,14 +200,13 @@ check_eq "counter: no n missing" True "$complete"
 check_eq "counter: resumed from the offsets topic, never from 0 again" 1 "$zeros"
 
 # Deleting on one worker removes it everywhere.
-req 3 DELETE /connectors/sink-b
-check_eq "DELETE sink-b on worker 3" 204 "$CODE"
+third=3; [ "$victim" = 3 ] && third=$((3 - other)) # a live worker, not $other
+req $third DELETE /connectors/sink-b
+check_eq "DELETE sink-b on worker $third" 204 "$CODE"
 gone() { req "$1" GET /connectors/sink-b; [ "$CODE" = 404 ]; }
 check "sink-b is gone on worker $other" wait_for 20 gone "$other"
 
-for i in 1 2 3; do
-  [ "$i" = "$victim" ] && continue
-  stop_worker "${PID[$i]}"
-  check_eq "worker $i stops cleanly" 0 "$STOP_RC"
-done
+stop_survivors
+check "the REST token is in no log" bash -c "! grep -rqF -- '$TOKEN' $T/w*/log"
+check "no sanitizer reports" bash -c "! grep -lE 'AddressSanitizer|runtime error|LeakSanitizer' $T/w*/log"
 finish
