@@ -100,7 +100,12 @@ static void publish_offsets_of(dist_t *d, json_t *names);
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     dist_t *d = opaque;
-    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* Not asked with rd_kafka_rebalance_protocol(): in the callback that
+     * rd_kafka_consumer_close() runs it can block forever (librdkafka
+     * #4041, still in 2.3). This group's strategy is cooperative-sticky
+     * alone (set where its consumer is made), so the protocol is
+     * COOPERATIVE; the eager branches serve a strategy changed there. */
+    const int coop = 1;
     int gained = e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     pthread_mutex_lock(&d->mu);
     if (!gained && !coop) memset(d->owned, 0, sizeof(d->owned));

@@ -181,6 +181,19 @@ static struct {
     int n;
 } parked = {PTHREAD_MUTEX_INITIALIZER, {0}, 0};
 
+int sl_kafka_conf_cooperative(const rd_kafka_conf_t *conf) {
+    char v[512];
+    size_t n = sizeof(v);
+    if (rd_kafka_conf_get(conf, "partition.assignment.strategy", v, &n) != RD_KAFKA_CONF_OK)
+        return 0;
+    int any = 0;
+    for (char *save = NULL, *t = strtok_r(v, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        if (strcmp(t, "cooperative-sticky") != 0) return 0;
+        any = 1;
+    }
+    return any;
+}
+
 void sl_kafka_consumer_destroy(rd_kafka_t *rk, int ever_assigned) {
     if (!rk) return;
     rd_kafka_consumer_close(rk);

@@ -30,6 +30,11 @@ rd_kafka_conf_t *sl_kafka_conf(sl_kafka_role_t role, const char *bootstrap,
  * task restart that happens before its first assignment.
  */
 void sl_kafka_consumer_destroy(rd_kafka_t *rk, int ever_assigned);
+/* Whether conf's partition.assignment.strategy makes the group protocol
+ * COOPERATIVE (every listed assignor is cooperative-sticky), known before
+ * any join and without rd_kafka_rebalance_protocol(), which can block in
+ * the rebalance callback consumer close runs (librdkafka #4041). */
+int sl_kafka_conf_cooperative(const rd_kafka_conf_t *conf);
 
 typedef struct sl_embedded sl_embedded_t;
 

@@ -379,8 +379,10 @@ static void on_revoke(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     sink_ctx_t *s = opaque;
-    /* Known only once the group is joined, so asked on every rebalance. */
-    s->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* Known from the configured strategy (at the consumer's creation);
+     * rd_kafka_rebalance_protocol() is not asked here: in the revoke that
+     * rd_kafka_consumer_close() runs it can block forever (librdkafka
+     * #4041, still in 2.3) - a worker's SIGTERM hung past a minute. */
     s->ever_assigned = 1;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         on_assign(s, parts);
@@ -543,6 +545,7 @@ static int setup(sink_ctx_t *s) {
         fail_task(s, "%s", err);
         return -1;
     }
+    s->cooperative = sl_kafka_conf_cooperative(conf);
     rd_kafka_conf_set_opaque(conf, s);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);

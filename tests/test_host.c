@@ -32,6 +32,7 @@
 #include "avro_json.h"
 #include "config.h"
 #include "converter.h"
+#include "kafka.h"
 #include "loader.h"
 #include "log.h"
 #include "latest.h"
@@ -2219,6 +2220,26 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     return remove(path);
 }
 
+/* The group protocol from the configured strategy (sink_runner asks no
+ * rd_kafka_rebalance_protocol() in its rebalance callback). */
+static void test_conf_cooperative(void **state) {
+    (void)state;
+    const char *cases[][2] = {{"cooperative-sticky", "1"}, {"range", "0"},
+                              {"range,roundrobin", "0"}, {"range, cooperative-sticky", "0"},
+                              {"cooperative-sticky ", "1"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char err[256];
+        if (rd_kafka_conf_set(conf, "partition.assignment.strategy", cases[i][0], err,
+                              sizeof(err)) == RD_KAFKA_CONF_OK)
+            assert_int_equal(sl_kafka_conf_cooperative(conf), cases[i][1][0] - '0');
+        rd_kafka_conf_destroy(conf);
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new(); /* librdkafka's default: range,roundrobin */
+    assert_int_equal(sl_kafka_conf_cooperative(conf), 0);
+    rd_kafka_conf_destroy(conf);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--timer-handle-child") == 0) return timer_handle_child();
     char self[4096];
@@ -2314,6 +2335,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_api_task_services),
         cmocka_unit_test(test_task_runs_counter_plugin),
         cmocka_unit_test(test_task_start_failure_message),
+        cmocka_unit_test(test_conf_cooperative),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
 
