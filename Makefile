@@ -3,7 +3,7 @@
 #   make                  build the worker, every plugin and every tool
 #   make test             install missing deps, build, run the whole suite
 #   make test SANITIZE=1  the same suite under ASan + UBSan (in build-san/)
-#   make test-faults      fault scenarios, FAULT_TRIALS each (docs/faults.md)
+#   make test-faults      fault scenarios, FAULT_TRIALS each, then FUZZ_TIME s per fuzz target (docs/faults.md)
 #   make run              run the Finnhub -> Kafka -> Snowflake pipeline (see README)
 #   make run-example      run the example pipeline (counter -> file)
 #   make install PREFIX=/usr/local
@@ -111,7 +111,9 @@ test-valgrind: deps
 # once in a short configuration.
 test-faults: deps
 	@$(MAKE) --no-print-directory all
-	@SLUICE_BUILD=$(CURDIR)/$(BUILD) FAULT_TRIALS=$${FAULT_TRIALS:-3} bash tests/it_faults.sh
+	@f=0; SLUICE_BUILD=$(CURDIR)/$(BUILD) FAULT_TRIALS=$${FAULT_TRIALS:-3} bash tests/it_faults.sh || f=$$((f + 1)); \
+	  SLUICE_BUILD=$(CURDIR)/$(BUILD) FUZZ_TIME=$${FUZZ_TIME:-30} bash tests/it_fuzz.sh || f=$$((f + 1)); \
+	  echo "test-faults (fault scenarios, fuzzing): $$((2 - f)) passed, $$f failed"; [ $$f -eq 0 ]
 
 run: deps
 	@$(MAKE) --no-print-directory all
