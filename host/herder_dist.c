@@ -355,28 +355,52 @@ static void publish_offsets(dist_t *d) {
     json_decref(names);
 }
 
-/* The same for the connectors named in names (a JSON array). */
+/* Publishes key = value (NULL: a tombstone) on the offsets topic unless it
+ * is what this worker last sent for key. */
+static void publish_offset(dist_t *d, const char *name, const char *key, const char *val) {
+    const char *sent = json_string_value(json_object_get(d->published, key));
+    if (val ? sent && strcmp(sent, val) == 0 : !json_object_get(d->published, key)) return;
+    char err[512];
+    if (produce(d, d->offsets_topic, key, val, 0, err, sizeof(err)) < 0)
+        SL_WARN("herder", "offset of %s not published: %s", name, err);
+    else if (val)
+        json_object_set_new(d->published, key, json_string(val));
+    else
+        json_object_del(d->published, key);
+}
+
+/* The same for the connectors named in names (a JSON array); a partition
+ * whose offset left the store (DELETE .../offsets) gets a tombstone, so
+ * the next owner does not resume from it. */
 static void publish_offsets_of(dist_t *d, json_t *names) {
     size_t i, j;
     json_t *it, *o;
     json_array_foreach(names, i, it) {
-        json_t *list = sl_offset_store_list(d->rt->svc.offsets, json_string_value(it));
+        const char *name = json_string_value(it);
+        json_t *list = sl_offset_store_list(d->rt->svc.offsets, name), *now = json_object();
         json_array_foreach(list, j, o) {
             json_t *k = json_pack("[OO]", it, json_object_get(o, "partition"));
             char *key = json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS);
             char *val = json_dumps(json_object_get(o, "offset"), JSON_COMPACT | JSON_SORT_KEYS);
-            const char *sent = json_string_value(json_object_get(d->published, key ? key : ""));
-            char err[512];
-            if (key && val && (!sent || strcmp(sent, val) != 0)) {
-                if (produce(d, d->offsets_topic, key, val, 0, err, sizeof(err)) < 0)
-                    SL_WARN("herder", "offset of %s not published: %s", json_string_value(it), err);
-                else
-                    json_object_set_new(d->published, key, json_string(val));
+            if (key && val) {
+                json_object_set_new(now, key, json_true());
+                publish_offset(d, name, key, val);
             }
             free(key);
             free(val);
             json_decref(k);
         }
+        const char *key;
+        json_t *v, *gone = json_array();
+        json_object_foreach(d->published, key, v) {
+            json_t *k = json_loads(key, 0, NULL);
+            if (json_equal(json_array_get(k, 0), it) && !json_object_get(now, key))
+                json_array_append_new(gone, json_string(key));
+            json_decref(k);
+        }
+        json_array_foreach(gone, j, o) publish_offset(d, name, json_string_value(o), NULL);
+        json_decref(gone);
+        json_decref(now);
         json_decref(list);
     }
 }

@@ -120,6 +120,12 @@ DELETE offsets|DELETE|/connectors/fwd/offsets||200|.message == "The offsets for 
 GET offsets after the DELETE|GET|/connectors/fwd/offsets||200|.offsets == []
 restart of an unknown connector (not forwarded)|POST|/connectors/nope/restart||404|.message == "Connector nope not found"
 TABLE
+# the reset reaches the offsets topic as a tombstone: a next owner of fwd
+# does not resume from the offset the DELETE removed
+fwd_offset_record() { kcat -b "$BS" -C -t dist.offsets -o beginning -e -q -f '%k\t%S\n' 2>/dev/null |
+  awk -F'\t' '$1 == "[\"fwd\",{\"task\":0}]" { last = $2 } END { print last }'; }
+tombstoned() { [ "$(fwd_offset_record)" = -1 ]; }
+check "the DELETE of fwd's offsets is a tombstone in dist.offsets" wait_for 20 tombstoned
 req $fo GET /connectors/fwd/offsets
 cp "$T/body" "$T/owner-offsets"
 req $fn GET /connectors/fwd/offsets
