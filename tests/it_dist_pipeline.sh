@@ -49,7 +49,7 @@ export SLUICE_BOOTSTRAP_SERVERS=$(cat "$T/bootstrap") sf_url=$(cat "$T/sf.url") 
 jq '. + {"group.id": "pipe-g", "config.storage.topic": "pipe.configs",
          "status.storage.topic": "pipe.status", "offset.storage.topic": "pipe.offsets"}' \
   "$T/fast.json" >"$T/worker.json"
-check "worker config (conf/worker.json + group.id and storage topics)" jq -e '."group.id" == "pipe-g"' "$T/worker.json" >/dev/null
+check "worker config (conf/worker.json + group.id and storage topics)" jqt '."group.id" == "pipe-g"' "$T/worker.json"
 
 declare -A PID # worker i -> its pid (stop_survivors)
 start_worker() { # i

@@ -45,7 +45,7 @@ for s in sink-a sink-b sink-c; do
   check_eq "PUT $s on worker 1" 201 "$CODE"
 done
 req 1 GET /connectors/sink-a/config
-check "GET on worker 1 right after its PUT sees it" jq -e ".file == \"$T/sink-a.jsonl\"" "$T/body" >/dev/null
+check "GET on worker 1 right after its PUT sees it" jqt ".file == \"$T/sink-a.jsonl\"" "$T/body"
 req 1 POST /connectors '{"name": "sink-a", "config": {"connector.class": "source-counter"}}'
 check_eq "POST of an existing name is refused" 409 "$CODE"
 req 2 PUT /connectors/bad/config '{"connector.class": "source-counter", "count": "-1"}'
@@ -101,7 +101,7 @@ while IFS='|' read -r desc method path body code filter; do
   [ -z "$desc" ] && continue
   req $fn "$method" "$path" ${body:+"$body"}
   check_eq "forwarded: $desc: status" "$code" "$CODE"
-  [ -n "$filter" ] && check "forwarded: $desc: body ($filter)" jq -e "$filter" "$T/body" >/dev/null
+  [ -n "$filter" ] && check "forwarded: $desc: body ($filter)" jqt "$filter" "$T/body"
   [ "$method $path" = "PUT /connectors/fwd/stop" ] && check "fwd STOPPED (status on worker $fn)" wait_for 30 fwd_stopped
 done <<TABLE
 GET topics|GET|/connectors/fwd/topics||200|.fwd | has("topics")
@@ -136,7 +136,7 @@ CODE=$(curl -s -o "$T/body" -w '%{http_code}' -X POST -H "Authorization: Bearer 
   -H "X-Sluice-Forwarded-By: 127.0.0.1:1" "${URL[$fn]}/connectors/fwd/restart")
 check_eq "an already forwarded request is not forwarded again: 409" 409 "$CODE"
 check "  ... saying the connector is not here and may be moving" \
-  jq -e '.message | test("Connector fwd is not running on worker .*it may be moving: retry")' "$T/body" >/dev/null
+  jqt '.message | test("Connector fwd is not running on worker .*it may be moving: retry")' "$T/body"
 req $fn DELETE /connectors/fwd
 check_eq "DELETE fwd" 204 "$CODE"
 
@@ -155,7 +155,7 @@ ask=$other
 req $other POST /connectors/sink-a/restart
 check_eq "restart of sink-a while its owner is dead: 409" 409 "$CODE"
 check "  ... saying the owner could not be asked" \
-  jq -e --arg id "$victim_id" '.message | startswith("Connector sink-a runs on worker \($id), which could not be asked")' "$T/body" >/dev/null
+  jqt --arg id "$victim_id" '.message | startswith("Connector sink-a runs on worker \($id), which could not be asked")' "$T/body"
 moved() { local id; id=$(running_on sink-a "$other"); [ -n "$id" ] && [ "$id" != "$victim_id" ]; }
 check "sink-a moves to a live worker (status)" wait_for 40 moved
 check "every connector runs again" wait_for 40 all_running
