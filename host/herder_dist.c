@@ -730,6 +730,10 @@ static int on_owner(dist_t *d, const char *name, json_t **out) {
     return rc;
 }
 
+static int h_locate(sl_herder_t *h, const char *name, json_t **out) {
+    return on_owner((dist_t *)h, name, out);
+}
+
 static int do_restart(sl_herder_t *h, const char *name, int include_tasks, int only_failed,
                       json_t **out) {
     SELF;
@@ -843,6 +847,7 @@ static const sl_herder_ops_t dist_ops = {
     .plugins = h_plugins,
     .validate = h_validate,
     .set_worker_id = h_set_worker_id,
+    .locate = h_locate,
     .free = h_free,
 };
 

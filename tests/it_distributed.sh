@@ -38,7 +38,8 @@ check "three workers serve REST" true
 
 COUNTER='{"connector.class": "source-counter", "topic": "dist.t", "count": "0",
           "batch.size": "20", "interval.ms": "50"}'
-sink() { echo "{\"connector.class\": \"sink-file\", \"topics\": \"dist.t\", \"file\": \"$T/$1.jsonl\"}"; }
+sink() { echo "{\"connector.class\": \"sink-file\", \"topics\": \"dist.t\", \"file\": \"$T/$1.jsonl\",
+  \"latest.records.max\": \"5\"}"; }
 
 for s in sink-a sink-b sink-c; do
   req 1 PUT "/connectors/$s/config" "$(sink $s)"
@@ -139,6 +140,14 @@ check "  ... saying the connector is not here and may be moving" \
   jqt '.message | test("Connector fwd is not running on worker .*it may be moving: retry")' "$T/body"
 req $fn DELETE /connectors/fwd
 check_eq "DELETE fwd" 204 "$CODE"
+# GET .../latest is answered from the sink's worker's memory: forwarded too
+lid=$(owner sink-b) ln=0
+for i in 1 2 3; do [ "${URL[$i]}" != "http://$lid" ] && ln=$i; done
+has_latest() { req $ln GET /connectors/sink-b/latest && [ "$CODE" = 200 ] &&
+  jqt '.connector == "sink-b" and (.records | length) > 0' "$T/body"; }
+check "forwarded: GET sink-b/latest on worker $ln (sink-b runs on $lid): its latest records" wait_for 20 has_latest
+req $ln GET /connectors/nope/latest
+check_eq "GET latest of an unknown connector: 404" 404 "$CODE"
 
 # Kill -9 the worker running sink-a, while the counter still emits.
 victim_id=$(owner sink-a)
