@@ -103,3 +103,10 @@ void sl_chain_pre_commit(sl_chain_t *ch, sluice_topic_partition_t *offsets, size
             t->plugin->desc->transform->pre_commit(t->state, t, offsets, n);
     }
 }
+
+void sl_chain_set_at_end(sl_chain_t *ch, sl_at_end_fn fn, void *arg) {
+    for (size_t i = 0; i < ch->n; i++) {
+        ch->stages[i]->at_end = fn;
+        ch->stages[i]->at_end_arg = arg;
+    }
+}

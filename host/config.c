@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1230,8 +1231,12 @@ int sl_parse_bool(const char *s, int *out)
 /* Written to a temp file, fsync()ed and renamed over path: a reader sees the
  * old file or the new one, never half of one. */
 int sl_file_write_atomic(const char *path, const char *text, char *err, size_t errlen) {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    /* The temp name is this process's and this call's own: two workers
+     * sharing one rest.port.file (or two threads one file) must not rename
+     * each other's temp away (the loser's rename failed with ENOENT). */
+    static atomic_uint seq;
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));

@@ -134,5 +134,7 @@ void sl_chain_open(sl_chain_t *ch, sluice_topic_partition_t *parts, size_t n);
 void sl_chain_close(sl_chain_t *ch, const sluice_topic_partition_t *parts, size_t n);
 /** Each stage may lower the offsets (pre_commit). */
 void sl_chain_pre_commit(sl_chain_t *ch, sluice_topic_partition_t *offsets, size_t n);
+/** What every stage's partition_at_end() asks (a sink runner's consumer). */
+void sl_chain_set_at_end(sl_chain_t *ch, sl_at_end_fn fn, void *arg);
 
 #endif

@@ -204,6 +204,11 @@ static sluice_err_t api_record_set_kafka_position(sluice_record_t *rec, const ch
     return SLUICE_OK;
 }
 
+static int api_partition_at_end(sluice_task_t *t, const char *topic, int32_t partition) {
+    if (!t || !topic || partition < 0 || !t->at_end) return -1;
+    return t->at_end(t->at_end_arg, topic, partition);
+}
+
 static const sluice_host_api_t host_api = {
     .abi_major = SLUICE_ABI_MAJOR,
     .abi_minor = SLUICE_ABI_MINOR,
@@ -253,6 +258,7 @@ static const sluice_host_api_t host_api = {
     .record_set_kafka_position = api_record_set_kafka_position,
     .metric_histogram = api_metric_histogram,
     .metric_observe = sl_metric_observe,
+    .partition_at_end = api_partition_at_end,
 };
 
 const sluice_host_api_t *sl_host_api(void) { return &host_api; }

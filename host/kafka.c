@@ -32,8 +32,22 @@ static int apply_prefixed(rd_kafka_conf_t *conf, const sl_props_t *props, const 
     return 0;
 }
 
+/* max.in.flight.requests.per.connection=1, as Kafka Connect's worker sets
+ * for its producers: with several requests in flight, a later batch that
+ * succeeds makes librdkafka's idempotent producer ack every earlier batch
+ * of the partition (IMPLICITACK, "implicitly acked by subsequent batch
+ * success"), trusting the broker to have refused the later one while an
+ * earlier one failed. librdkafka's mock cluster - the embedded broker and
+ * build/tools/kafka-embedded - checks producer sequence numbers only for
+ * transactional producers, so a retried batch that failed again (5
+ * NOT_ENOUGH_REPLICAS in a row, tests/it_faults.sh kafka-errors) was
+ * reported delivered and never written. One request at a time, a failed
+ * batch is retried before anything after it is sent: nothing is acked that
+ * the broker did not answer for, and per-partition order holds on any
+ * broker. */
 static const char *const producer_defaults[][2] = {
     {"enable.idempotence", "true"}, {"acks", "all"},
+    {"max.in.flight.requests.per.connection", "1"},
     {"compression.type", "lz4"},    {"linger.ms", "5"},
     {"batch.num.messages", "10000"}, {"queue.buffering.max.messages", "200000"},
 };

@@ -687,6 +687,8 @@ static int listen_on(const char *host, int port, int *bound, char *err, size_t e
     return fd;
 }
 
+static int v6h(const char *host) { return strchr(host, ':') != NULL; }
+
 sl_rest_t *sl_rest_start(const sl_runtime_t *rt, sl_herder_t *h, char *err, size_t errlen) {
     sl_rest_t *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
@@ -701,13 +703,23 @@ sl_rest_t *sl_rest_start(const sl_runtime_t *rt, sl_herder_t *h, char *err, size
     r->errors = sl_metrics_get(r->metrics, SL_METRIC_COUNTER, "rest_errors_total",
                                "REST answers with a status >= 400", NULL, -1);
     char host[256];
-    int64_t port;
+    int64_t port, adv_port;
     if (settings(r, worker, host, sizeof(host), &port, err, errlen) != 0) goto fail;
+    /* What other workers and users reach this one by (Kafka Connect's
+     * rest.advertised.*): in a container the bound 0.0.0.0 is no address. */
+    const char *adv_v = sl_props_get(worker, "rest.advertised.port");
+    if (adv_v && !*adv_v) adv_v = NULL; /* "${env:X:-}" left empty */
+    if (!adv_v) adv_port = 0;
+    else if (int_key(worker, "rest.advertised.port", 0, 1, 65535, &adv_port, err, errlen) != 0)
+        goto fail;
     int bound, fd = listen_on(host, (int)port, &bound, err, errlen);
     if (fd < 0) goto fail;
     /* The worker id is known before the first request can be served. */
-    int v6 = strchr(host, ':') != NULL; /* [::1]:8083 */
-    snprintf(r->worker_id, sizeof(r->worker_id), "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", bound);
+    const char *adv = sl_props_get(worker, "rest.advertised.host.name");
+    const char *id_host = adv && *adv ? adv : host;
+    int v6 = v6h(id_host); /* [::1]:8083 */
+    snprintf(r->worker_id, sizeof(r->worker_id), "%s%s%s:%d", v6 ? "[" : "", id_host, v6 ? "]" : "",
+             adv_port ? (int)adv_port : bound);
     if (h->ops->set_worker_id) h->ops->set_worker_id(h, r->worker_id);
     /* A thread per connection: a slow verb (a sink's offsets wait for a
      * group join) does not hold up other clients. */
@@ -723,7 +735,12 @@ sl_rest_t *sl_rest_start(const sl_runtime_t *rt, sl_herder_t *h, char *err, size
     }
     const char *pf = sl_props_get(worker, "rest.port.file");
     if (pf && *pf && write_port(pf, bound, err, errlen) != 0) goto fail;
-    SL_INFO("rest", "REST API on http://%s%s", r->worker_id, r->token ? " (bearer token required)" : "");
+    if ((adv && *adv) || adv_port)
+        SL_INFO("rest", "REST API on http://%s%s%s:%d, advertised as %s%s", v6h(host) ? "[" : "", host,
+                v6h(host) ? "]" : "", bound, r->worker_id,
+                r->token ? " (bearer token required)" : "");
+    else
+        SL_INFO("rest", "REST API on http://%s%s", r->worker_id, r->token ? " (bearer token required)" : "");
     return r;
 fail:
     sl_rest_stop(r);

@@ -23,7 +23,14 @@ typedef struct assigned {
     char *topic;
     int32_t partition;
     int64_t consumed; /* SLUICE_OFFSET_UNSET until a record was put */
+    int64_t unreachable_until; /* partition_at_end: its leader did not answer; ask again then */
 } assigned_t;
+
+/* How long partition_at_end() waits for the partition's leader, and how long
+ * a leader that did not answer is taken as unreachable before it is asked
+ * again (the sink's thread waits meanwhile). */
+#define AT_END_TIMEOUT_MS 500
+#define AT_END_RETRY_MS 2000
 
 typedef struct sink_ctx {
     sl_runner_t *runner;
@@ -260,6 +267,38 @@ static void commit(sink_ctx_t *s, const rd_kafka_topic_partition_list_t *only, i
     free(tps);
 }
 
+/* partition_at_end() for the chain's transforms: 1 when the consumer has
+ * handed the chain every record the partition's leader holds now. The
+ * fetcher's last high watermark answers "records waiting" without a round
+ * trip; "nothing waiting" is confirmed by the leader itself, since while it
+ * is down the fetcher's cached figures stop moving and look caught up. */
+static int at_end(void *arg, const char *topic, int32_t partition) {
+    sink_ctx_t *s = arg;
+    assigned_t *a = find_part(s, topic, partition);
+    if (!a) return -1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition);
+    int64_t pos = rd_kafka_position(s->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR
+                      ? l->elems[0].offset
+                      : RD_KAFKA_OFFSET_INVALID; /* next offset the chain gets */
+    rd_kafka_topic_partition_list_destroy(l);
+    int64_t lo = 0, hi = 0, now = sl_mono_ms();
+    if (rd_kafka_get_watermark_offsets(s->consumer, topic, partition, &lo, &hi) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        pos >= 0 && hi > pos)
+        return 0;
+    if (now < a->unreachable_until) return 0;
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(s->consumer, topic, partition, &lo, &hi, AT_END_TIMEOUT_MS);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        a->unreachable_until = sl_mono_ms() + AT_END_RETRY_MS;
+        SL_DEBUG(s->task->tag, "%s[%d]: leader did not answer (%s): records may be waiting",
+                 topic, (int)partition, rd_kafka_err2str(e));
+        return 0;
+    }
+    return pos >= 0 ? pos >= hi : hi <= lo;
+}
+
 static void on_assign(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
     size_t n = (size_t)parts->cnt;
     sluice_topic_partition_t *tps = calloc(n ? n : 1, sizeof(*tps));
@@ -296,7 +335,8 @@ static void on_assign(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
             s->cap_parts = cap;
         }
         s->parts[s->nparts++] = (assigned_t){strdup(tps[i].topic), tps[i].partition,
-                                             tps[i].offset >= 0 ? tps[i].offset : SLUICE_OFFSET_UNSET};
+                                             tps[i].offset >= 0 ? tps[i].offset : SLUICE_OFFSET_UNSET,
+                                             0};
     }
     free(tps);
     free(given);
@@ -484,6 +524,7 @@ static int setup(sink_ctx_t *s) {
         fail_task(s, "%s", err);
         return -1;
     }
+    sl_chain_set_at_end(&s->chain, at_end, s);
     if (sl_task_start(s->task) != SLUICE_OK) {
         fail_task(s, "%s", s->task->error);
         return -1;

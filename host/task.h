@@ -26,6 +26,8 @@ typedef struct sl_services {
 
 /** Where a task's emit() goes: the next transform, or the runner's sink. */
 typedef sluice_err_t (*sl_emit_fn)(void *arg, sluice_task_t *from, sluice_record_t *rec);
+/** Answers partition_at_end() for a task (see the ABI); 1, 0 or -1. */
+typedef int (*sl_at_end_fn)(void *arg, const char *topic, int32_t partition);
 /** Where a task's dead_letter() goes. */
 typedef sluice_err_t (*sl_dead_letter_fn)(void *arg, sluice_task_t *from,
                                           const sluice_record_t *rec, sluice_err_t err,
@@ -53,6 +55,8 @@ struct sluice_task {
     void *emit_arg;
     sl_dead_letter_fn dead_letter;
     void *dead_letter_arg;
+    sl_at_end_fn at_end; /* NULL: partition_at_end() cannot tell (-1) */
+    void *at_end_arg;
     const sluice_record_t *input; /* record being applied, for lineage */
 
     sluice_timer_t *timers;

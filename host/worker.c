@@ -48,13 +48,10 @@ static int start_embedded(sl_worker_t *w, char *err, size_t errlen) {
     SL_INFO("worker", "embedded Kafka (%d mock brokers) at %s", (int)brokers, w->bootstrap);
     const char *file = sl_props_get(w->props, "embedded.bootstrap.file");
     if (file && *file) {
-        char tmp[4096];
-        snprintf(tmp, sizeof(tmp), "%s.tmp", file);
-        FILE *f = fopen(tmp, "w");
-        int ok = f && fprintf(f, "%s\n", w->bootstrap) > 0;
-        if (f && fclose(f) != 0) ok = 0;
-        if (!ok || rename(tmp, file) != 0) {
-            snprintf(err, errlen, "config key 'embedded.bootstrap.file': cannot write %s", file);
+        char text[4200], why[512];
+        snprintf(text, sizeof(text), "%s\n", w->bootstrap);
+        if (sl_file_write_atomic(file, text, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "config key 'embedded.bootstrap.file': %s", why);
             return -1;
         }
     }
@@ -376,13 +373,15 @@ static void report_progress(sl_worker_t *w) {
 static void write_metrics_file(sl_worker_t *w) {
     const char *file = sl_props_get(w->props, "metrics.file");
     if (!file || !*file) return;
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", file);
-    FILE *f = fopen(tmp, "w");
+    char *text = NULL, why[512];
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
     if (f) sl_metrics_write(w->rt.svc.metrics, f);
     int ok = f && !ferror(f);
     if (f && fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, file) != 0) SL_WARN("worker", "metrics.file: cannot write %s", file);
+    if (!ok || sl_file_write_atomic(file, text, why, sizeof(why)) != 0)
+        SL_WARN("worker", "metrics.file: cannot write %s%s%s", file, ok ? ": " : "", ok ? why : "");
+    free(text);
 }
 
 void sl_worker_report(sl_worker_t *w) {

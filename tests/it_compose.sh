@@ -8,7 +8,10 @@
 # original project's variables (seed.md) and every ${env:...} the shipped
 # connectors read; promtool accepts deploy/prometheus.yml; the Grafana
 # dashboard is JSON whose metrics the worker exports; the Dockerfile is
-# multi-stage on Debian bookworm with a non-root runtime user.
+# multi-stage on Debian bookworm with a non-root runtime user. Then the
+# workers' setup for real: two `sluice distributed conf/worker.json` on an
+# embedded Kafka, configured only by the environment compose gives them,
+# form one cluster that takes connectors from deploy/submit-connectors.sh.
 . "$(dirname "$0")/lib.sh"
 command -v docker-compose >/dev/null || { echo "FAIL - docker-compose missing (make deps)"; exit 1; }
 PY=/usr/bin/python3
@@ -61,7 +64,7 @@ check "the checker catches a missing healthcheck and restart policy" \
   bash -c "[ $rc -ne 0 ] && grep -q 'grafana: no healthcheck' <<<'$out' && grep -q 'kafka: no restart policy' <<<'$out'"
 
 services=$($PY -c 'import sys,yaml; print(" ".join(sorted(yaml.safe_load(open(sys.argv[1]))["services"])))' "$T/config-local.yml")
-for s in kafka kafka-init sluice-1 sluice-2 sluice-1-init sluice-2-init prometheus grafana snowflake-emulator finnhub-replay local-keygen; do
+for s in kafka kafka-init sluice-1 sluice-2 connectors-init prometheus grafana snowflake-emulator finnhub-replay local-keygen; do
   check "service $s is defined" grep -qw -- "$s" <<<"$services"
 done
 kafka_image=$($PY -c 'import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))["services"]["kafka"]["image"])' "$T/config.yml")
@@ -70,6 +73,35 @@ check "Kafka runs in KRaft mode (broker,controller; no ZooKeeper)" \
   bash -c "grep -q 'KAFKA_PROCESS_ROLES: broker,controller' '$T/config.yml' && ! grep -qi zookeeper '$T/config.yml'"
 check "the local stand-ins are only in the local profile" \
   $PY -c 'import sys,yaml; s=yaml.safe_load(open(sys.argv[1]))["services"]; sys.exit(0 if all(s[n].get("profiles")==["local"] for n in ("snowflake-emulator","finnhub-replay","local-keygen")) else 1)' "$T/config-local.yml"
+
+# the workers: one cluster in distributed mode, each advertised by its name
+cat >"$T/workers.py" <<'PYEOF'
+import sys, yaml
+s = yaml.safe_load(open(sys.argv[1]))["services"]
+bad = []
+ids = set()
+for n in ("sluice-1", "sluice-2"):
+    w = s[n]
+    if w.get("command") != ["sluice", "distributed", "conf/worker.json"]:
+        bad.append("%s: command %r" % (n, w.get("command")))
+    env = w.get("environment") or {}
+    ids.add(env.get("SLUICE_GROUP_ID"))
+    if env.get("SLUICE_REST_ADVERTISED_HOST_NAME") != n:
+        bad.append("%s: advertised as %r" % (n, env.get("SLUICE_REST_ADVERTISED_HOST_NAME")))
+if len(ids) != 1 or None in ids:
+    bad.append("group ids %r" % ids)
+init = " ".join(s["connectors-init"]["command"])
+for f in ("finnhub", "snowflake-trades", "snowflake-summary"):
+    if "conf/connectors/%s.json" % f not in init:
+        bad.append("connectors-init does not submit %s" % f)
+kinit = " ".join(s["kafka-init"]["command"])
+if "-assign:32" not in kinit or "cleanup.policy=compact" not in kinit:
+    bad.append("kafka-init does not create the cluster topics")
+for b in bad: print(b)
+sys.exit(1 if bad else 0)
+PYEOF
+check "both workers run sluice distributed with one group.id, advertised by name; init submits all three connectors; kafka-init makes the cluster topics" \
+  $PY "$T/workers.py" "$T/config.yml"
 
 # init services submit files that exist and are valid connector configs
 for f in $(grep -o 'conf/connectors/[a-z-]*\.json' "$ROOT/docker-compose.yml" | sort -u); do
@@ -118,4 +150,39 @@ for l in librdkafka.so.1 libavro.so.23 libwebsockets.so.17 libcurl.so.4 libjanss
     check "runtime stage installs $pkg (for $l)" grep -qw -- "$pkg" <<<"$rt"
   fi
 done
+# The shipped conf/worker.json in distributed mode, configured only through
+# the environment the compose file gives the workers: two workers on an
+# embedded Kafka form one cluster; deploy/submit-connectors.sh submits to
+# worker 1; worker 2 sees the connectors; statuses name the advertised ids.
+start_bg "$BUILD/tools/kafka-embedded" --brokers 1 --topic itc-assign:32 --topic itc.configs:1 \
+  --topic itc.status:1 --topic itc.offsets:1 --topic example.counts:2 --bootstrap-file "$T/bootstrap"
+check "kafka-embedded starts" wait_for 10 test -s "$T/bootstrap"
+for i in 1 2; do
+  mkdir -p "$T/w$i"
+  (cd "$ROOT" && exec env SLUICE_BOOTSTRAP_SERVERS="$(cat "$T/bootstrap")" SLUICE_GROUP_ID=itc \
+    SLUICE_CONFIG_TOPIC=itc.configs SLUICE_STATUS_TOPIC=itc.status SLUICE_OFFSET_TOPIC=itc.offsets \
+    SLUICE_PLUGIN_PATH="$BUILD/plugins" SLUICE_REST_PORT=0 SLUICE_REST_PORT_FILE="$T/w$i/port" \
+    SLUICE_REST_ADVERTISED_HOST_NAME="sluice-$i" SLUICE_OFFSETS_FILE="$T/w$i/offsets" \
+    SLUICE_CONFIG_STORAGE_FILE="$T/w$i/connectors.json" "$SLUICE" distributed conf/worker.json) \
+    >"$T/w$i/log" 2>&1 &
+  PIDS+=($!)
+done
+started() { test -s "$T/w1/port" && test -s "$T/w2/port"; }
+check "two workers start from conf/worker.json in distributed mode" wait_for 30 started
+U1="http://127.0.0.1:$(cat "$T/w1/port" 2>/dev/null)"; U2="http://127.0.0.1:$(cat "$T/w2/port" 2>/dev/null)"
+printf '{\n  "name": "itc-file",\n  "config": {"connector.class": "sink-file", "topics": "example.counts",\n    "file": "%s"}\n}\n' \
+  "$T/out.jsonl" >"$T/itc-file.json"
+check "submit-connectors.sh submits to worker 1" sh "$ROOT/deploy/submit-connectors.sh" "$U1" \
+  "$ROOT/conf/connectors/example-counter.json" "$T/itc-file.json"
+both() { [ "$(curl -s "$U2/connectors" | jq -c sort)" = '["example-counter","itc-file"]' ]; }
+check "worker 2 lists the connectors submitted to worker 1" wait_for 20 both
+ids_ok() {
+  local c id
+  for c in example-counter itc-file; do
+    id=$(curl -s "$U2/connectors/$c/status" | jq -r 'select(.connector.state == "RUNNING") | .connector.worker_id')
+    [[ $id =~ ^sluice-[12]:[0-9]+$ ]] || return 1
+  done
+}
+check "both run, each on a worker named by its advertised host (status read on worker 2)" wait_for 40 ids_ok
+check "records flow through the cluster into the file sink" wait_for 30 test -s "$T/out.jsonl"
 finish

@@ -75,6 +75,14 @@ check_eq "prometheus: consumer lag 0" 0 "$(pq 'max(sluice_sink_consumer_lag{conn
 check_eq "prometheus: finnhub_trades_total == records in Kafka" "$K" \
   "$(pq 'sum(sluice_finnhub_trades_total{connector="fh"})')"
 
+# One query's raw answer, as Prometheus's HTTP API gives it (PROM_QUERY_OUT
+# keeps it in a file, e.g. for a closing note).
+raw=$(curl -s --get "$P/api/v1/query" --data-urlencode \
+  'query=sum by (__name__, connector) ({__name__=~"sluice_(source_records_acked|sink_records_put)_total"})')
+echo "prometheus query answer: $raw"
+[ -n "${PROM_QUERY_OUT:-}" ] && echo "$raw" >"$PROM_QUERY_OUT"
+check "prometheus answers a query by connector" jq -e '.status == "success" and (.data.result | length) >= 2' <<<"$raw" >/dev/null
+
 # errors and DLQ: the malformed messages
 dlq_local=$(metric_local 'sluice_dlq_records_total')
 dlq_kafka=$D

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -1501,6 +1502,42 @@ static void test_parse_bool(void **state)
     assert_int_equal(v, 7);
 }
 
+
+/* Two processes writing one file through sl_file_write_atomic at once (two
+ * workers sharing a rest.port.file) both succeed, and the file always holds
+ * one whole value: with a shared temp name, one rename took the other's
+ * temp away and the loser failed (a worker exited at its start). */
+static void test_write_atomic_concurrent_processes(void **state)
+{
+    const char *path = temp_file(state, "start\n");
+    char err[512];
+    pid_t kids[3];
+    for (int k = 0; k < 3; k++) {
+        kids[k] = fork();
+        assert_true(kids[k] >= 0);
+        if (kids[k] == 0) {
+            char text[32];
+            snprintf(text, sizeof(text), "%d\n", 1000 + k);
+            for (int i = 0; i < 100; i++)
+                if (sl_file_write_atomic(path, text, err, sizeof(err)) != 0) _exit(1);
+            _exit(0);
+        }
+    }
+    int failed = 0;
+    for (int k = 0; k < 3; k++) {
+        int st = 0;
+        assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+        failed += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    assert_int_equal(failed, 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int v = 0;
+    assert_int_equal(fscanf(f, "%d", &v), 1);
+    fclose(f);
+    assert_true(v >= 1000 && v <= 1002);
+}
+
 /* ------------------------------------------------------------------------ */
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1508,6 +1545,7 @@ static void test_parse_bool(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        T(test_write_atomic_concurrent_processes),
         T(test_props_empty),
         T(test_props_set_keeps_insertion_order),
         T(test_props_set_replaces_in_place),

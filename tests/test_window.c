@@ -339,6 +339,61 @@ static void test_idle_timeout(void **st) {
 }
 
 /* Early updates: only changed windows, not final, then the final result. */
+/* The idle check of a stalled partition (leader down, records waiting):
+ * the watermark stays, the windows stay open, and the trades that come
+ * after the outage are not late. */
+typedef struct idle_probe {
+    int answer, asked;
+    int64_t quiet, wm;
+} idle_probe_t;
+
+static int probe_idle(void *arg, const char *topic, int32_t partition, int64_t quiet_ms,
+                      int64_t wm) {
+    idle_probe_t *p = arg;
+    assert_string_equal(topic, "t");
+    assert_int_equal(partition, 0);
+    p->asked++;
+    p->quiet = quiet_ms;
+    p->wm = wm;
+    return p->answer;
+}
+
+static void test_idle_stalled(void **st) {
+    (void)st;
+    wc_conf_t c = {.size_ms = 1000, .slide_ms = 1000, .lateness_ms = 500, .idle_ms = 2000};
+    char why[128];
+    wc_t *w = wc_new(&c, why, sizeof(why));
+    idle_probe_t probe = {.answer = 0};
+    wc_set_idle_check(w, probe_idle, &probe);
+    table_t t = {0};
+    assert_int_equal(wc_add(w, "t", 0, 0, "A", 10500, 1, 1, 100000, collect_all, &t), WC_ADDED);
+    wc_tick(w, 101000, 0, collect_all, &t); /* not quiet long enough: not asked */
+    assert_int_equal(probe.asked, 0);
+    wc_tick(w, 103000, 0, collect_all, &t); /* quiet 3 s, but stalled */
+    assert_int_equal(probe.asked, 1);
+    assert_int_equal(probe.quiet, 3000);
+    assert_int_equal(probe.wm, 10500 - 500 + 3000);
+    assert_int_equal(t.n, 0);
+    assert_int_equal(wc_open_windows(w), 1);
+    assert_int_equal(wc_watermark(w, "t", 0), 10000);
+    /* the outage ends: what was held back is in time, and closes the window */
+    assert_int_equal(wc_add(w, "t", 0, 1, "A", 10900, 2, 1, 103100, collect_all, &t), WC_ADDED);
+    assert_int_equal(wc_add(w, "t", 0, 2, "A", 11600, 3, 1, 103100, collect_all, &t), WC_ADDED);
+    assert_int_equal(t.n, 1);
+    assert_int_equal(t.rows[0].r.count, 2);
+    /* idle for real: the check says so and the watermark moves on */
+    probe.answer = 1;
+    wc_tick(w, 106000, 0, collect_all, &t);
+    assert_int_equal(probe.asked, 2);
+    assert_int_equal(t.n, 2);
+    assert_int_equal(wc_open_windows(w), 0);
+    /* nothing open: nothing to close, so not asked again */
+    wc_tick(w, 109000, 0, collect_all, &t);
+    assert_int_equal(probe.asked, 2);
+    free(t.rows);
+    wc_free(w);
+}
+
 static void test_early_updates(void **st) {
     (void)st;
     wc_conf_t c = {.size_ms = 1000, .slide_ms = 1000};
@@ -384,7 +439,8 @@ int main(void) {
     if (!rng_state) rng_state = 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_vs_brute), cmocka_unit_test(test_crash_replay),
-        cmocka_unit_test(test_idle_timeout),    cmocka_unit_test(test_early_updates),
+        cmocka_unit_test(test_idle_timeout),    cmocka_unit_test(test_idle_stalled),
+        cmocka_unit_test(test_early_updates),
         cmocka_unit_test(test_bad_conf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -250,7 +250,7 @@ kcat_produce() {
   local topic=$1 file=$2 tag=$3 want=$4 t0 t1; shift 4
   t0=$(now)
   { time timeout --foreground "$LIMIT" kcat -P -b "$BS" -t "$topic" "$@" -X linger.ms=5 -X compression.type=lz4 \
-      -X enable.idempotence=true -X acks=all -X batch.num.messages=10000 \
+      -X enable.idempotence=true -X acks=all -X max.in.flight.requests.per.connection=1 -X batch.num.messages=10000 \
       -l "$file" 2>"$T/$tag.err"; } 2>"$T/$tag.time" ||
     { cat "$T/$tag.err" >&2; die "kcat -P to $topic failed"; }
   t1=$(now)

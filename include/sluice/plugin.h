@@ -63,7 +63,7 @@ extern "C" {
 
 /** ABI version implemented by this header. See VERSIONING RULE above. */
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 2
+#define SLUICE_ABI_MINOR 3
 
 /** Identifies a Sluice plugin descriptor in memory ("SLCE"). */
 #define SLUICE_PLUGIN_MAGIC 0x534c4345u
@@ -522,6 +522,18 @@ struct sluice_host_api {
                                          size_t nbounds);
     /** Records one observation (e.g. a batch size, a latency in seconds). */
     void (*metric_observe)(sluice_metric_t *m, double value);
+
+    /* --- ABI 1.3 --------------------------------------------------------- */
+
+    /** Transforms in a sink chain: whether the sink's consumer has handed
+     *  the chain every record the partition holds right now - 1 yes (it is
+     *  idle); 0 no: records are waiting, or the partition's leader cannot be
+     *  reached (a broker down: the partition is stalled, and what it holds
+     *  will come later); -1 the host cannot tell (not a sink chain, or the
+     *  partition is not assigned to this task). May ask the broker (a round
+     *  trip, at most ~0.5 s): for processing-time decisions such as an idle
+     *  timeout, not for every record. */
+    int (*partition_at_end)(sluice_task_t *task, const char *topic, int32_t partition);
 
     /* New members are added here, at the end, with a minor version bump. */
 };

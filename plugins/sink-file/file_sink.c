@@ -708,13 +708,18 @@ static sluice_err_t fs_open(void *state, sluice_task_t *task, sluice_topic_parti
         /* The group's committed offset (given by the host) wins when it is
          * further: another task wrote those records while this one did
          * not own the partition. */
-        if (parts[i].offset >= 0 && parts[i].offset > e->next) e->next = parts[i].offset;
-        if (e->next >= 0) {
-            parts[i].offset = e->next;
+        int committed = parts[i].offset >= 0 && parts[i].offset > e->next;
+        if (committed) e->next = parts[i].offset;
+        if (committed)
+            host->log(task, SLUICE_LOG_INFO,
+                      "%s[%d]: resuming at %" PRId64 ", the group's committed offset (%s holds %s)",
+                      parts[i].topic, parts[i].partition, e->next, s->path,
+                      max[i] >= 0 ? "less of it" : "none of it");
+        else if (e->next >= 0)
             host->log(task, SLUICE_LOG_INFO, "%s[%d]: %s holds offsets up to %" PRId64
                       ", resuming at %" PRId64, parts[i].topic, parts[i].partition, s->path,
                       e->next - 1, e->next);
-        }
+        if (e->next >= 0) parts[i].offset = e->next;
     }
     rc = SLUICE_OK;
 

@@ -90,6 +90,31 @@ static void emit_result(void *arg, const wc_result_t *r) {
     if (host->emit(s->task, rec) == SLUICE_ERR_FATAL) s->emit_rc = SLUICE_ERR_FATAL;
 }
 
+/* A quiet partition's watermark advances on processing time only when the
+ * host says the sink's consumer has every record the partition holds (a
+ * partition whose leader is down is stalled, not idle: its records would
+ * come late). Hosts before ABI 1.3 cannot tell: it advances. */
+static int idle_check(void *arg, const char *topic, int32_t partition, int64_t quiet_ms,
+                      int64_t wm) {
+    wstate_t *s = arg;
+    int at_end = SLUICE_HOST_HAS(host, partition_at_end)
+                     ? host->partition_at_end(s->task, topic, partition)
+                     : -1;
+    if (at_end == 0) {
+        host->log(s->task, SLUICE_LOG_INFO,
+                  "%s[%d]: no record for %lld ms, but records are waiting or its leader cannot "
+                  "be reached: stalled, not idle; watermark kept",
+                  topic, (int)partition, (long long)quiet_ms);
+        return 0;
+    }
+    host->log(s->task, SLUICE_LOG_INFO,
+              "%s[%d]: no record for %lld ms%s: watermark advanced to %lld on processing time "
+              "(window.idle.timeout.ms)",
+              topic, (int)partition, (long long)quiet_ms,
+              at_end == 1 ? " and none waiting in Kafka" : "", (long long)wm);
+    return 1;
+}
+
 static void on_timer(void *arg, sluice_task_t *task) {
     (void)task;
     wstate_t *s = arg;
@@ -124,6 +149,7 @@ static sluice_err_t w_start(sluice_task_t *task, void **state) {
         wfree(s);
         return SLUICE_ERR_CONFIG;
     }
+    wc_set_idle_check(s->core, idle_check, s);
     s->key_field = dup_cfg(task, "window.key.field");
     s->time_field = dup_cfg(task, "window.time.field");
     s->price_field = dup_cfg(task, "window.price.field");

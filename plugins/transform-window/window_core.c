@@ -44,7 +44,14 @@ struct wc {
     wc_conf_t c;
     part_t **parts;
     size_t nparts;
+    wc_idle_fn idle_ok; /* NULL: quiet partitions always advance */
+    void *idle_arg;
 };
+
+void wc_set_idle_check(wc_t *w, wc_idle_fn fn, void *arg) {
+    w->idle_ok = fn;
+    w->idle_arg = arg;
+}
 
 static uint64_t hash_ks(const char *k, int64_t start) {
     uint64_t h = 1469598103934665603ull;
@@ -353,8 +360,12 @@ void wc_tick(wc_t *w, int64_t now_ms, int early, wc_emit_fn fn, void *arg) {
         int64_t quiet = now_ms - p->last_arrival;
         if (w->c.idle_ms > 0 && quiet >= w->c.idle_ms && p->nwins > 0) {
             int64_t wm = p->max_ts - w->c.lateness_ms + quiet;
-            if (wm > p->idle_wm) p->idle_wm = wm;
-            close_due(w, p, p->last_offset, fn, arg);
+            /* only when it closes a window, and the partition is idle */
+            if (wm > watermark(w, p) && p->heap[0]->start + w->c.size_ms <= wm &&
+                (!w->idle_ok || w->idle_ok(w->idle_arg, p->topic, p->partition, quiet, wm))) {
+                p->idle_wm = wm;
+                close_due(w, p, p->last_offset, fn, arg);
+            }
         }
         if (!early) continue;
         for (size_t j = 0; j < p->nwins; j++) {

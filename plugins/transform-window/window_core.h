@@ -77,6 +77,17 @@ int wc_add(wc_t *w, const char *topic, int32_t partition, int64_t offset, const 
  * last offset. */
 void wc_tick(wc_t *w, int64_t now_ms, int early, wc_emit_fn fn, void *arg);
 
+/* Asked by wc_tick before a partition quiet for idle_ms advances its
+ * watermark to wm on processing time, only when that would close a window:
+ * 1 lets it advance; 0 keeps it where it is, for a partition that is
+ * stalled rather than idle (records waiting in Kafka that cannot be
+ * fetched, e.g. its leader is down: advancing would make them late). quiet_ms
+ * is the time since its last record. Without a check (the default, or fn
+ * NULL) quiet partitions always advance. */
+typedef int (*wc_idle_fn)(void *arg, const char *topic, int32_t partition, int64_t quiet_ms,
+                          int64_t wm);
+void wc_set_idle_check(wc_t *w, wc_idle_fn fn, void *arg);
+
 /* The offset to commit for a partition whose results are durable up to
  * (excluding) offset durable: a record-high whose closed windows were all
  * emitted at positions < durable - 1. -1: nothing safe to commit yet. */
