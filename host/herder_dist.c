@@ -775,20 +775,15 @@ static int h_validate(sl_herder_t *h, const char *plugin, const json_t *config, 
     return d->local->ops->validate(d->local, plugin, config, out);
 }
 
-/* The URL other workers forward to: http://<worker_id>, or with Kafka
- * Connect's rest.advertised.host.name / rest.advertised.port instead of
- * the bound address (a worker bound to 0.0.0.0, behind NAT). */
+/* worker_id is what other workers reach this one by (rest.c: the bound
+ * address, or rest.advertised.host.name / rest.advertised.port): the URL
+ * they forward requests to. */
 static void h_set_worker_id(sl_herder_t *h, const char *worker_id) {
     SELF;
     d->local->ops->set_worker_id(d->local, worker_id);
-    const char *host = sl_props_get(d->rt->worker, "rest.advertised.host.name");
-    const char *port = sl_props_get(d->rt->worker, "rest.advertised.port");
-    const char *colon = strrchr(worker_id, ':');
-    int bound_host_len = colon ? (int)(colon - worker_id) : (int)strlen(worker_id);
     pthread_mutex_lock(&d->mu);
     snprintf(d->worker_id, sizeof(d->worker_id), "%s", worker_id);
-    snprintf(d->rest_url, sizeof(d->rest_url), "http://%.*s:%s", host && *host ? (int)strlen(host) : bound_host_len,
-             host && *host ? host : worker_id, port && *port ? port : colon ? colon + 1 : "8083");
+    snprintf(d->rest_url, sizeof(d->rest_url), "http://%s", worker_id);
     pthread_mutex_unlock(&d->mu);
 }
 
