@@ -53,6 +53,10 @@ typedef struct sl_herder_ops {
     /* "host:port" of the REST API serving this worker, for statuses; called
      * once, before the first request (copied) */
     void (*set_worker_id)(sl_herder_t *h, const char *worker_id);
+    /* Where name's running instance is, for what the REST layer answers
+     * from this worker's own state (GET .../latest): 0 here, else
+     * SL_HERDER_FORWARD or an error status with *out. NULL: always here. */
+    int (*locate)(sl_herder_t *h, const char *name, json_t **out);
     void (*free)(sl_herder_t *h);
 } sl_herder_ops_t;
 

@@ -360,28 +360,52 @@ static void publish_offsets(dist_t *d) {
     json_decref(names);
 }
 
-/* The same for the connectors named in names (a JSON array). */
+/* Publishes key = value (NULL: a tombstone) on the offsets topic unless it
+ * is what this worker last sent for key. */
+static void publish_offset(dist_t *d, const char *name, const char *key, const char *val) {
+    const char *sent = json_string_value(json_object_get(d->published, key));
+    if (val ? sent && strcmp(sent, val) == 0 : !json_object_get(d->published, key)) return;
+    char err[512];
+    if (produce(d, d->offsets_topic, key, val, 0, err, sizeof(err)) < 0)
+        SL_WARN("herder", "offset of %s not published: %s", name, err);
+    else if (val)
+        json_object_set_new(d->published, key, json_string(val));
+    else
+        json_object_del(d->published, key);
+}
+
+/* The same for the connectors named in names (a JSON array); a partition
+ * whose offset left the store (DELETE .../offsets) gets a tombstone, so
+ * the next owner does not resume from it. */
 static void publish_offsets_of(dist_t *d, json_t *names) {
     size_t i, j;
     json_t *it, *o;
     json_array_foreach(names, i, it) {
-        json_t *list = sl_offset_store_list(d->rt->svc.offsets, json_string_value(it));
+        const char *name = json_string_value(it);
+        json_t *list = sl_offset_store_list(d->rt->svc.offsets, name), *now = json_object();
         json_array_foreach(list, j, o) {
             json_t *k = json_pack("[OO]", it, json_object_get(o, "partition"));
             char *key = json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS);
             char *val = json_dumps(json_object_get(o, "offset"), JSON_COMPACT | JSON_SORT_KEYS);
-            const char *sent = json_string_value(json_object_get(d->published, key ? key : ""));
-            char err[512];
-            if (key && val && (!sent || strcmp(sent, val) != 0)) {
-                if (produce(d, d->offsets_topic, key, val, 0, err, sizeof(err)) < 0)
-                    SL_WARN("herder", "offset of %s not published: %s", json_string_value(it), err);
-                else
-                    json_object_set_new(d->published, key, json_string(val));
+            if (key && val) {
+                json_object_set_new(now, key, json_true());
+                publish_offset(d, name, key, val);
             }
             free(key);
             free(val);
             json_decref(k);
         }
+        const char *key;
+        json_t *v, *gone = json_array();
+        json_object_foreach(d->published, key, v) {
+            json_t *k = json_loads(key, 0, NULL);
+            if (json_equal(json_array_get(k, 0), it) && !json_object_get(now, key))
+                json_array_append_new(gone, json_string(key));
+            json_decref(k);
+        }
+        json_array_foreach(gone, j, o) publish_offset(d, name, json_string_value(o), NULL);
+        json_decref(gone);
+        json_decref(now);
         json_decref(list);
     }
 }
@@ -711,6 +735,10 @@ static int on_owner(dist_t *d, const char *name, json_t **out) {
     return rc;
 }
 
+static int h_locate(sl_herder_t *h, const char *name, json_t **out) {
+    return on_owner((dist_t *)h, name, out);
+}
+
 static int do_restart(sl_herder_t *h, const char *name, int include_tasks, int only_failed,
                       json_t **out) {
     SELF;
@@ -752,20 +780,15 @@ static int h_validate(sl_herder_t *h, const char *plugin, const json_t *config, 
     return d->local->ops->validate(d->local, plugin, config, out);
 }
 
-/* The URL other workers forward to: http://<worker_id>, or with Kafka
- * Connect's rest.advertised.host.name / rest.advertised.port instead of
- * the bound address (a worker bound to 0.0.0.0, behind NAT). */
+/* worker_id is what other workers reach this one by (rest.c: the bound
+ * address, or rest.advertised.host.name / rest.advertised.port): the URL
+ * they forward requests to. */
 static void h_set_worker_id(sl_herder_t *h, const char *worker_id) {
     SELF;
     d->local->ops->set_worker_id(d->local, worker_id);
-    const char *host = sl_props_get(d->rt->worker, "rest.advertised.host.name");
-    const char *port = sl_props_get(d->rt->worker, "rest.advertised.port");
-    const char *colon = strrchr(worker_id, ':');
-    int bound_host_len = colon ? (int)(colon - worker_id) : (int)strlen(worker_id);
     pthread_mutex_lock(&d->mu);
     snprintf(d->worker_id, sizeof(d->worker_id), "%s", worker_id);
-    snprintf(d->rest_url, sizeof(d->rest_url), "http://%.*s:%s", host && *host ? (int)strlen(host) : bound_host_len,
-             host && *host ? host : worker_id, port && *port ? port : colon ? colon + 1 : "8083");
+    snprintf(d->rest_url, sizeof(d->rest_url), "http://%s", worker_id);
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -824,6 +847,7 @@ static const sl_herder_ops_t dist_ops = {
     .plugins = h_plugins,
     .validate = h_validate,
     .set_worker_id = h_set_worker_id,
+    .locate = h_locate,
     .free = h_free,
 };
 

@@ -190,6 +190,8 @@ static int reset_offsets(call_t *c, json_t **out) { return H->ops->alter_offsets
  * (latest.h); 404 when the connector keeps none. */
 static int latest(call_t *c, json_t **out) {
     if ((*out = sl_latest_json(c->r->latest, NAME)) != NULL) return 200;
+    int rc = H->ops->locate ? H->ops->locate(H, NAME, out) : 0; /* another worker's? */
+    if (rc) return rc;
     sl_herder_error(out, 404,
                     "Connector %s has no latest records (not a running sink with "
                     "latest.records.max > 0, or nothing put yet)",

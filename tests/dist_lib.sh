@@ -5,7 +5,8 @@
 #    curl arguments in REQ_ARGS (e.g. an Authorization header) are added;
 #  - running_on CONNECTOR [WORKER]: its worker_id when it and all its tasks
 #    are RUNNING (status read on WORKER, default 1), else nothing;
-#  - stop_survivors: SIGTERM to each worker of PID[] but $victim, checked.
+#  - stop_survivors: SIGTERM to each worker of PID[] but $victim, checked;
+#  - jqt ARGS...: jq -e, quiet (a check of a JSON file).
 declare -A URL
 REQ_ARGS=()
 req() {
@@ -28,3 +29,5 @@ stop_survivors() {
     check_eq "worker $i stops cleanly" 0 "$STOP_RC"
   done
 }
+# jqt ARGS...: jq -e without its output, for check (whose own line must show).
+jqt() { jq -e "$@" >/dev/null; }

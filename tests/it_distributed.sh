@@ -38,14 +38,15 @@ check "three workers serve REST" true
 
 COUNTER='{"connector.class": "source-counter", "topic": "dist.t", "count": "0",
           "batch.size": "20", "interval.ms": "50"}'
-sink() { echo "{\"connector.class\": \"sink-file\", \"topics\": \"dist.t\", \"file\": \"$T/$1.jsonl\"}"; }
+sink() { echo "{\"connector.class\": \"sink-file\", \"topics\": \"dist.t\", \"file\": \"$T/$1.jsonl\",
+  \"latest.records.max\": \"5\"}"; }
 
 for s in sink-a sink-b sink-c; do
   req 1 PUT "/connectors/$s/config" "$(sink $s)"
   check_eq "PUT $s on worker 1" 201 "$CODE"
 done
 req 1 GET /connectors/sink-a/config
-check "GET on worker 1 right after its PUT sees it" jq -e ".file == \"$T/sink-a.jsonl\"" "$T/body" >/dev/null
+check "GET on worker 1 right after its PUT sees it" jqt ".file == \"$T/sink-a.jsonl\"" "$T/body"
 req 1 POST /connectors '{"name": "sink-a", "config": {"connector.class": "source-counter"}}'
 check_eq "POST of an existing name is refused" 409 "$CODE"
 req 2 PUT /connectors/bad/config '{"connector.class": "source-counter", "count": "-1"}'
@@ -101,7 +102,7 @@ while IFS='|' read -r desc method path body code filter; do
   [ -z "$desc" ] && continue
   req $fn "$method" "$path" ${body:+"$body"}
   check_eq "forwarded: $desc: status" "$code" "$CODE"
-  [ -n "$filter" ] && check "forwarded: $desc: body ($filter)" jq -e "$filter" "$T/body" >/dev/null
+  [ -n "$filter" ] && check "forwarded: $desc: body ($filter)" jqt "$filter" "$T/body"
   [ "$method $path" = "PUT /connectors/fwd/stop" ] && check "fwd STOPPED (status on worker $fn)" wait_for 30 fwd_stopped
 done <<TABLE
 GET topics|GET|/connectors/fwd/topics||200|.fwd | has("topics")
@@ -120,6 +121,12 @@ DELETE offsets|DELETE|/connectors/fwd/offsets||200|.message == "The offsets for 
 GET offsets after the DELETE|GET|/connectors/fwd/offsets||200|.offsets == []
 restart of an unknown connector (not forwarded)|POST|/connectors/nope/restart||404|.message == "Connector nope not found"
 TABLE
+# the reset reaches the offsets topic as a tombstone: a next owner of fwd
+# does not resume from the offset the DELETE removed
+fwd_offset_record() { kcat -b "$BS" -C -t dist.offsets -o beginning -e -q -f '%k\t%S\n' 2>/dev/null |
+  awk -F'\t' '$1 == "[\"fwd\",{\"task\":0}]" { last = $2 } END { print last }'; }
+tombstoned() { [ "$(fwd_offset_record)" = -1 ]; }
+check "the DELETE of fwd's offsets is a tombstone in dist.offsets" wait_for 20 tombstoned
 req $fo GET /connectors/fwd/offsets
 cp "$T/body" "$T/owner-offsets"
 req $fn GET /connectors/fwd/offsets
@@ -130,9 +137,17 @@ CODE=$(curl -s -o "$T/body" -w '%{http_code}' -X POST -H "Authorization: Bearer 
   -H "X-Sluice-Forwarded-By: 127.0.0.1:1" "${URL[$fn]}/connectors/fwd/restart")
 check_eq "an already forwarded request is not forwarded again: 409" 409 "$CODE"
 check "  ... saying the connector is not here and may be moving" \
-  jq -e '.message | test("Connector fwd is not running on worker .*it may be moving: retry")' "$T/body" >/dev/null
+  jqt '.message | test("Connector fwd is not running on worker .*it may be moving: retry")' "$T/body"
 req $fn DELETE /connectors/fwd
 check_eq "DELETE fwd" 204 "$CODE"
+# GET .../latest is answered from the sink's worker's memory: forwarded too
+lid=$(owner sink-b) ln=0
+for i in 1 2 3; do [ "${URL[$i]}" != "http://$lid" ] && ln=$i; done
+has_latest() { req $ln GET /connectors/sink-b/latest && [ "$CODE" = 200 ] &&
+  jqt '.connector == "sink-b" and (.records | length) > 0' "$T/body"; }
+check "forwarded: GET sink-b/latest on worker $ln (sink-b runs on $lid): its latest records" wait_for 20 has_latest
+req $ln GET /connectors/nope/latest
+check_eq "GET latest of an unknown connector: 404" 404 "$CODE"
 
 # Kill -9 the worker running sink-a, while the counter still emits.
 victim_id=$(owner sink-a)
@@ -149,7 +164,7 @@ ask=$other
 req $other POST /connectors/sink-a/restart
 check_eq "restart of sink-a while its owner is dead: 409" 409 "$CODE"
 check "  ... saying the owner could not be asked" \
-  jq -e --arg id "$victim_id" '.message | startswith("Connector sink-a runs on worker \($id), which could not be asked")' "$T/body" >/dev/null
+  jqt --arg id "$victim_id" '.message | startswith("Connector sink-a runs on worker \($id), which could not be asked")' "$T/body"
 moved() { local id; id=$(running_on sink-a "$other"); [ -n "$id" ] && [ "$id" != "$victim_id" ]; }
 check "sink-a moves to a live worker (status)" wait_for 40 moved
 check "every connector runs again" wait_for 40 all_running
