@@ -37,6 +37,9 @@ typedef struct broker_state {
  * watermarks count (fetches answer at least every fetch.wait.max.ms). */
 #define SETTLE_MS 2000
 
+/* The longest a RETRIABLE open() is tried again before the task fails. */
+#define OPEN_RETRY_MAX_MS 30000
+
 typedef struct sink_ctx {
     sl_runner_t *runner;
     sl_connector_t *conn;
@@ -358,7 +361,25 @@ static void on_assign(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
     for (size_t i = 0; given && i < n; i++) given[i] = tps[i].offset;
     sl_chain_open(&s->chain, tps, n);
     const sluice_sink_ops_t *ops = s->task->plugin->desc->sink;
-    if (ops->open && ops->open(s->task->state, s->task, tps, n) != SLUICE_OK)
+    sluice_err_t orc = SLUICE_OK;
+    int64_t since = sl_mono_ms(), backoff = 100;
+    while (ops->open && (orc = ops->open(s->task->state, s->task, tps, n)) == SLUICE_ERR_RETRIABLE &&
+           !sl_runner_stopping(s->runner)) {
+        /* As put(): a destination that drops connections is tried again,
+         * within errors.retry.timeout, and at most OPEN_RETRY_MAX_MS here
+         * (the rebalance waits meanwhile). */
+        int64_t tried = sl_mono_ms() - since;
+        if ((s->conn->retry_timeout_ms >= 0 && tried >= s->conn->retry_timeout_ms) ||
+            tried >= OPEN_RETRY_MAX_MS)
+            break;
+        SL_WARN(s->task->tag, "open: retriable error%s%s; retrying in %lld ms",
+                s->task->error[0] ? ": " : "", s->task->error, (long long)backoff);
+        for (int64_t slept = 0; slept < backoff && !sl_runner_stopping(s->runner); slept += 50)
+            nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
+        backoff = backoff * 2 > s->conn->retry_delay_max_ms ? s->conn->retry_delay_max_ms : backoff * 2;
+        s->task->error[0] = '\0';
+    }
+    if (orc != SLUICE_OK)
         fail_task(s, "open: %s", s->task->error[0] ? s->task->error : "failed");
     for (size_t i = 0; i < n; i++) {
         /* The task's own start position wins over the committed offset. */
