@@ -30,12 +30,19 @@ typedef struct assigned {
 typedef struct broker_state {
     int32_t id;
     int up;
-    int64_t since; /* sl_mono_ms() of the last change */
+    int64_t since;      /* sl_mono_ms() of the last change */
+    int64_t fetch_sent; /* sl_mono_ms() of the last Fetch request sent to it, or 0 */
+    int fetcher;        /* it was fetched from shortly before it went down */
+    int fetched;        /* Fetch answers without error since it came up */
 } broker_state_t;
 
 /* How long a broker must be up again before its partitions' fetched high
  * watermarks count (fetches answer at least every fetch.wait.max.ms). */
 #define SETTLE_MS 2000
+/* A broker fetched from this recently before it went down leads some of
+ * the task's partitions: after it is back, its fetches must answer again
+ * (twice) before any partition counts as at its end. */
+#define FETCHER_RECENT_MS 30000
 
 /* The longest a RETRIABLE open() is tried again before the task fails. */
 #define OPEN_RETRY_MAX_MS 30000
@@ -307,8 +314,12 @@ static int at_end(void *arg, const char *topic, int32_t partition) {
     int64_t now = sl_mono_ms();
     int settled = 1;
     pthread_mutex_lock(&s->brokers.lock);
-    for (int i = 0; i < s->brokers.n; i++)
-        if (!s->brokers.b[i].up || now - s->brokers.b[i].since < SETTLE_MS) settled = 0;
+    for (int i = 0; i < s->brokers.n; i++) {
+        const broker_state_t *b = &s->brokers.b[i];
+        /* two answers: the first one is parsed (high watermark, records)
+         * before the second request goes out */
+        if (!b->up || now - b->since < SETTLE_MS || (b->fetcher && b->fetched < 2)) settled = 0;
+    }
     pthread_mutex_unlock(&s->brokers.lock);
     return settled;
 }
@@ -325,11 +336,49 @@ static rd_kafka_resp_err_t on_broker_state(rd_kafka_t *rk, int32_t id, const cha
     int i = 0;
     while (i < s->brokers.n && s->brokers.b[i].id != id) i++;
     if (i == s->brokers.n && up && i < (int)(sizeof(s->brokers.b) / sizeof(s->brokers.b[0])))
-        s->brokers.b[s->brokers.n++] = (broker_state_t){id, 0, 0};
+        s->brokers.b[s->brokers.n++] = (broker_state_t){.id = id};
     if (i < s->brokers.n && s->brokers.b[i].up != up) {
-        s->brokers.b[i].up = up;
-        s->brokers.b[i].since = sl_mono_ms();
+        broker_state_t *b = &s->brokers.b[i];
+        int64_t now = sl_mono_ms();
+        if (!up) b->fetcher = b->fetch_sent && now - b->fetch_sent < FETCHER_RECENT_MS;
+        b->up = up;
+        b->since = now;
+        b->fetched = 0;
     }
+    pthread_mutex_unlock(&s->brokers.lock);
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static broker_state_t *broker_find(sink_ctx_t *s, int32_t id) {
+    for (int i = 0; i < s->brokers.n; i++)
+        if (s->brokers.b[i].id == id) return &s->brokers.b[i];
+    return NULL;
+}
+
+/* librdkafka interceptors (broker threads): Fetch requests and answers. */
+static rd_kafka_resp_err_t on_request_sent(rd_kafka_t *rk, int sockfd, const char *name,
+                                           int32_t id, int16_t api, int16_t version, int32_t corr,
+                                           size_t size, void *opaque) {
+    (void)rk, (void)sockfd, (void)name, (void)version, (void)corr, (void)size;
+    sink_ctx_t *s = opaque;
+    if (api != 1 /* Fetch */) return RD_KAFKA_RESP_ERR_NO_ERROR;
+    pthread_mutex_lock(&s->brokers.lock);
+    broker_state_t *b = broker_find(s, id);
+    if (b) b->fetch_sent = sl_mono_ms();
+    pthread_mutex_unlock(&s->brokers.lock);
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t on_response_received(rd_kafka_t *rk, int sockfd, const char *name,
+                                                int32_t id, int16_t api, int16_t version,
+                                                int32_t corr, size_t size, int64_t rtt,
+                                                rd_kafka_resp_err_t err, void *opaque) {
+    (void)rk, (void)sockfd, (void)name, (void)version, (void)corr, (void)size, (void)rtt;
+    sink_ctx_t *s = opaque;
+    if (api != 1 /* Fetch */ || err) return RD_KAFKA_RESP_ERR_NO_ERROR;
+    pthread_mutex_lock(&s->brokers.lock);
+    broker_state_t *b = broker_find(s, id);
+    if (b && b->up) b->fetched++;
     pthread_mutex_unlock(&s->brokers.lock);
     return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
@@ -337,8 +386,14 @@ static rd_kafka_resp_err_t on_broker_state(rd_kafka_t *rk, int32_t id, const cha
 static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, void *opaque,
                                   char *err, size_t errlen) {
     (void)conf, (void)err, (void)errlen;
-    return rd_kafka_interceptor_add_on_broker_state_change(rk, "sluice-broker-state",
-                                                           on_broker_state, opaque);
+    rd_kafka_resp_err_t e = rd_kafka_interceptor_add_on_broker_state_change(
+        rk, "sluice-broker-state", on_broker_state, opaque);
+    if (!e) e = rd_kafka_interceptor_add_on_request_sent(rk, "sluice-broker-state", on_request_sent,
+                                                          opaque);
+    if (!e)
+        e = rd_kafka_interceptor_add_on_response_received(rk, "sluice-broker-state",
+                                                          on_response_received, opaque);
+    return e;
 }
 
 static void on_assign(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
