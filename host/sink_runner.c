@@ -10,6 +10,7 @@
 #include "log.h"
 #include "record.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,14 +24,28 @@ typedef struct assigned {
     char *topic;
     int32_t partition;
     int64_t consumed; /* SLUICE_OFFSET_UNSET until a record was put */
-    int64_t unreachable_until; /* partition_at_end: its leader did not answer; ask again then */
 } assigned_t;
 
-/* How long partition_at_end() waits for the partition's leader, and how long
- * a leader that did not answer is taken as unreachable before it is asked
- * again (the sink's thread waits meanwhile). */
-#define AT_END_TIMEOUT_MS 500
-#define AT_END_RETRY_MS 2000
+/* A broker the consumer has been connected to (see at_end). */
+typedef struct broker_state {
+    int32_t id;
+    int up;
+    int64_t since;      /* sl_mono_ms() of the last change */
+    int64_t fetch_sent; /* sl_mono_ms() of the last Fetch request sent to it, or 0 */
+    int fetcher;        /* it was fetched from shortly before it went down */
+    int fetched;        /* Fetch answers without error since it came up */
+} broker_state_t;
+
+/* How long a broker must be up again before its partitions' fetched high
+ * watermarks count (fetches answer at least every fetch.wait.max.ms). */
+#define SETTLE_MS 2000
+/* A broker fetched from this recently before it went down leads some of
+ * the task's partitions: after it is back, its fetches must answer again
+ * (twice) before any partition counts as at its end. */
+#define FETCHER_RECENT_MS 30000
+
+/* The longest a RETRIABLE open() is tried again before the task fails. */
+#define OPEN_RETRY_MAX_MS 30000
 
 typedef struct sink_ctx {
     sl_runner_t *runner;
@@ -57,6 +72,11 @@ typedef struct sink_ctx {
     int paused;
     int64_t drain_since, next_drain_check;
     int ever_assigned; /* a group join completed (see sl_kafka_consumer_destroy) */
+    struct {
+        pthread_mutex_t lock; /* written by librdkafka's broker threads */
+        broker_state_t b[64];
+        int n;
+    } brokers;
     sluice_metric_t *m_consumed, *m_put, *m_commits, *m_commit_failures, *m_put_retries, *m_paused,
         *m_lag, *m_batch, *m_put_s, *m_flush_s, *m_latest_dropped;
     rd_kafka_resp_err_t commit_err; /* the last failure logged, and when */
@@ -268,35 +288,112 @@ static void commit(sink_ctx_t *s, const rd_kafka_topic_partition_list_t *only, i
 }
 
 /* partition_at_end() for the chain's transforms: 1 when the consumer has
- * handed the chain every record the partition's leader holds now. The
- * fetcher's last high watermark answers "records waiting" without a round
- * trip; "nothing waiting" is confirmed by the leader itself, since while it
- * is down the fetcher's cached figures stop moving and look caught up. */
+ * handed the chain every record the partition holds. The fetcher's last high
+ * watermark says whether records wait; it is only as fresh as the last fetch
+ * answer, so while any broker this consumer was connected to is not up (or
+ * came back less than SETTLE_MS ago, before its fetches answered again) no
+ * partition counts as at its end: a partition whose leader is down is
+ * stalled, not idle. (Asking the leader instead - query_watermark_offsets -
+ * blocks the task's thread until the broker is back, whatever the timeout:
+ * seen on librdkafka 2.0.2.) Conservative: a broker down that leads none of
+ * the task's partitions delays idle timeouts too, until it is back. */
 static int at_end(void *arg, const char *topic, int32_t partition) {
     sink_ctx_t *s = arg;
-    assigned_t *a = find_part(s, topic, partition);
-    if (!a) return -1;
+    if (!find_part(s, topic, partition)) return -1;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, partition);
     int64_t pos = rd_kafka_position(s->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR
                       ? l->elems[0].offset
-                      : RD_KAFKA_OFFSET_INVALID; /* next offset the chain gets */
+                      : RD_KAFKA_OFFSET_INVALID; /* the next offset the chain gets */
     rd_kafka_topic_partition_list_destroy(l);
-    int64_t lo = 0, hi = 0, now = sl_mono_ms();
-    if (rd_kafka_get_watermark_offsets(s->consumer, topic, partition, &lo, &hi) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR &&
-        pos >= 0 && hi > pos)
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_get_watermark_offsets(s->consumer, topic, partition, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0 || (pos >= 0 ? hi > pos : hi > lo))
         return 0;
-    if (now < a->unreachable_until) return 0;
-    rd_kafka_resp_err_t e =
-        rd_kafka_query_watermark_offsets(s->consumer, topic, partition, &lo, &hi, AT_END_TIMEOUT_MS);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        a->unreachable_until = sl_mono_ms() + AT_END_RETRY_MS;
-        SL_DEBUG(s->task->tag, "%s[%d]: leader did not answer (%s): records may be waiting",
-                 topic, (int)partition, rd_kafka_err2str(e));
-        return 0;
+    int64_t now = sl_mono_ms();
+    int settled = 1;
+    pthread_mutex_lock(&s->brokers.lock);
+    for (int i = 0; i < s->brokers.n; i++) {
+        const broker_state_t *b = &s->brokers.b[i];
+        /* two answers: the first one is parsed (high watermark, records)
+         * before the second request goes out */
+        if (!b->up || now - b->since < SETTLE_MS || (b->fetcher && b->fetched < 2)) settled = 0;
     }
-    return pos >= 0 ? pos >= hi : hi <= lo;
+    pthread_mutex_unlock(&s->brokers.lock);
+    return settled;
+}
+
+/* librdkafka interceptor (a broker thread): a broker's connection state. */
+static rd_kafka_resp_err_t on_broker_state(rd_kafka_t *rk, int32_t id, const char *secproto,
+                                           const char *name, int port, const char *state,
+                                           void *opaque) {
+    (void)rk, (void)secproto, (void)name, (void)port;
+    sink_ctx_t *s = opaque;
+    if (id < 0) return RD_KAFKA_RESP_ERR_NO_ERROR; /* bootstrap and logical brokers */
+    int up = strcmp(state, "UP") == 0;
+    pthread_mutex_lock(&s->brokers.lock);
+    int i = 0;
+    while (i < s->brokers.n && s->brokers.b[i].id != id) i++;
+    if (i == s->brokers.n && up && i < (int)(sizeof(s->brokers.b) / sizeof(s->brokers.b[0])))
+        s->brokers.b[s->brokers.n++] = (broker_state_t){.id = id};
+    if (i < s->brokers.n && s->brokers.b[i].up != up) {
+        broker_state_t *b = &s->brokers.b[i];
+        int64_t now = sl_mono_ms();
+        if (!up) b->fetcher = b->fetch_sent && now - b->fetch_sent < FETCHER_RECENT_MS;
+        b->up = up;
+        b->since = now;
+        b->fetched = 0;
+    }
+    pthread_mutex_unlock(&s->brokers.lock);
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static broker_state_t *broker_find(sink_ctx_t *s, int32_t id) {
+    for (int i = 0; i < s->brokers.n; i++)
+        if (s->brokers.b[i].id == id) return &s->brokers.b[i];
+    return NULL;
+}
+
+/* librdkafka interceptors (broker threads): Fetch requests and answers. */
+static rd_kafka_resp_err_t on_request_sent(rd_kafka_t *rk, int sockfd, const char *name,
+                                           int32_t id, int16_t api, int16_t version, int32_t corr,
+                                           size_t size, void *opaque) {
+    (void)rk, (void)sockfd, (void)name, (void)version, (void)corr, (void)size;
+    sink_ctx_t *s = opaque;
+    if (api != 1 /* Fetch */) return RD_KAFKA_RESP_ERR_NO_ERROR;
+    pthread_mutex_lock(&s->brokers.lock);
+    broker_state_t *b = broker_find(s, id);
+    if (b) b->fetch_sent = sl_mono_ms();
+    pthread_mutex_unlock(&s->brokers.lock);
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t on_response_received(rd_kafka_t *rk, int sockfd, const char *name,
+                                                int32_t id, int16_t api, int16_t version,
+                                                int32_t corr, size_t size, int64_t rtt,
+                                                rd_kafka_resp_err_t err, void *opaque) {
+    (void)rk, (void)sockfd, (void)name, (void)version, (void)corr, (void)size, (void)rtt;
+    sink_ctx_t *s = opaque;
+    if (api != 1 /* Fetch */ || err) return RD_KAFKA_RESP_ERR_NO_ERROR;
+    pthread_mutex_lock(&s->brokers.lock);
+    broker_state_t *b = broker_find(s, id);
+    if (b && b->up) b->fetched++;
+    pthread_mutex_unlock(&s->brokers.lock);
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, void *opaque,
+                                  char *err, size_t errlen) {
+    (void)conf, (void)err, (void)errlen;
+    rd_kafka_resp_err_t e = rd_kafka_interceptor_add_on_broker_state_change(
+        rk, "sluice-broker-state", on_broker_state, opaque);
+    if (!e) e = rd_kafka_interceptor_add_on_request_sent(rk, "sluice-broker-state", on_request_sent,
+                                                          opaque);
+    if (!e)
+        e = rd_kafka_interceptor_add_on_response_received(rk, "sluice-broker-state",
+                                                          on_response_received, opaque);
+    return e;
 }
 
 static void on_assign(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
@@ -319,7 +416,25 @@ static void on_assign(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
     for (size_t i = 0; given && i < n; i++) given[i] = tps[i].offset;
     sl_chain_open(&s->chain, tps, n);
     const sluice_sink_ops_t *ops = s->task->plugin->desc->sink;
-    if (ops->open && ops->open(s->task->state, s->task, tps, n) != SLUICE_OK)
+    sluice_err_t orc = SLUICE_OK;
+    int64_t since = sl_mono_ms(), backoff = 100;
+    while (ops->open && (orc = ops->open(s->task->state, s->task, tps, n)) == SLUICE_ERR_RETRIABLE &&
+           !sl_runner_stopping(s->runner)) {
+        /* As put(): a destination that drops connections is tried again,
+         * within errors.retry.timeout, and at most OPEN_RETRY_MAX_MS here
+         * (the rebalance waits meanwhile). */
+        int64_t tried = sl_mono_ms() - since;
+        if ((s->conn->retry_timeout_ms >= 0 && tried >= s->conn->retry_timeout_ms) ||
+            tried >= OPEN_RETRY_MAX_MS)
+            break;
+        SL_WARN(s->task->tag, "open: retriable error%s%s; retrying in %lld ms",
+                s->task->error[0] ? ": " : "", s->task->error, (long long)backoff);
+        for (int64_t slept = 0; slept < backoff && !sl_runner_stopping(s->runner); slept += 50)
+            nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
+        backoff = backoff * 2 > s->conn->retry_delay_max_ms ? s->conn->retry_delay_max_ms : backoff * 2;
+        s->task->error[0] = '\0';
+    }
+    if (orc != SLUICE_OK)
         fail_task(s, "open: %s", s->task->error[0] ? s->task->error : "failed");
     for (size_t i = 0; i < n; i++) {
         /* The task's own start position wins over the committed offset. */
@@ -335,8 +450,7 @@ static void on_assign(sink_ctx_t *s, rd_kafka_topic_partition_list_t *parts) {
             s->cap_parts = cap;
         }
         s->parts[s->nparts++] = (assigned_t){strdup(tps[i].topic), tps[i].partition,
-                                             tps[i].offset >= 0 ? tps[i].offset : SLUICE_OFFSET_UNSET,
-                                             0};
+                                             tps[i].offset >= 0 ? tps[i].offset : SLUICE_OFFSET_UNSET};
     }
     free(tps);
     free(given);
@@ -547,6 +661,13 @@ static int setup(sink_ctx_t *s) {
     }
     s->cooperative = sl_kafka_conf_cooperative(conf);
     rd_kafka_conf_set_opaque(conf, s);
+    if (s->chain.n > 0 &&
+        rd_kafka_conf_interceptor_add_on_new(conf, "sluice-broker-state", on_new, s) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_conf_destroy(conf);
+        fail_task(s, "consumer: cannot add the broker state interceptor");
+        return -1;
+    }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
     if (!(s->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)))) {
@@ -692,11 +813,13 @@ static void teardown(sink_ctx_t *s) {
 void *sl_sink_runner_main(void *arg) {
     sl_runner_t *r = arg;
     sink_ctx_t s = {.runner = r, .conn = r->conn};
+    pthread_mutex_init(&s.brokers.lock, NULL);
     if (setup(&s) == 0) {
         atomic_store(&r->state, SL_TASK_RUNNING);
         run(&s);
     }
     teardown(&s);
+    pthread_mutex_destroy(&s.brokers.lock);
     atomic_store(&r->state, s.failed ? SL_TASK_FAILED : SL_TASK_STOPPED);
     return NULL;
 }

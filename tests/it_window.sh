@@ -6,7 +6,9 @@
 # second goes to the restarted worker, the third while a second worker joins
 # the group (a rebalance). The summary table must equal a python
 # recomputation; late records are in the dead-letter queue; a quiet
-# partition still closes its window (idle timeout).
+# partition still closes its window (idle timeout), but a stalled one (its
+# broker down, kafka-embedded --control) keeps its windows open until its
+# records can come again.
 . "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3 # Debian's, where python3-avro lives
 EMU=$BUILD/tools/snowflake-emulator
@@ -17,8 +19,8 @@ check "key generated" test -s "$T/key.pub"
 start_bg "$EMU" serve --port 0 --port-file "$T/emu.url" --db "$T/emu.sqlite" --account MYORG-ACCT \
   --user LOADER --public-key "$T/key.pub" --log-file "$T/emu.log" >"$T/emu.out" 2>&1
 check "emulator starts" wait_for 10 test -s "$T/emu.url"
-start_bg "$BUILD/tools/kafka-embedded" --brokers 1 --bootstrap-file "$T/bootstrap" \
-  --topic trades:3:1 --topic trades.late:1:1 --topic quiet:1:1 >/dev/null
+start_bg "$BUILD/tools/kafka-embedded" --brokers 1 --bootstrap-file "$T/bootstrap" --control "$T/kafka.ctl" \
+  --topic trades:3:1 --topic trades.late:1:1 --topic quiet:1:1 --topic stall:1:1 >"$T/kafka.log" 2>&1
 check "kafka-embedded starts" wait_for 10 test -s "$T/bootstrap"
 BS=$(cat "$T/bootstrap")
 q() { "$EMU" query --db "$T/emu.sqlite" --database SLUICE --schema PUBLIC "$1" 2>>"$T/query.err" | tail -n +2; }
@@ -114,6 +116,7 @@ JSON
 conn "$T/win.json" win trades TRADES_SUMMARY ', "errors.deadletterqueue.topic.name": "trades.late", "errors.deadletterqueue.context.headers.enable": "true"'
 conn "$T/quiet.json" quiet quiet QUIET_SUMMARY ', "transforms.w.window.idle.timeout.ms": "1000"'
 conn "$T/badschema.json" badschema quiet BAD_SUMMARY ', "transforms.w.window.output.schema": "trades"'
+conn "$T/stall.json" stall stall STALL_SUMMARY ', "transforms.w.window.idle.timeout.ms": "4000"'
 worker_conf "$T/w1.json"
 # a short session: the killed worker's partitions come back sooner
 sed -i "s|\"bootstrap.servers\": \"embedded\"|\"bootstrap.servers\": \"$BS\"|; s|\"consumer.session.timeout.ms\": 6000|\"consumer.session.timeout.ms\": 3000|; s|\"consumer.heartbeat.interval.ms\": 500|\"consumer.heartbeat.interval.ms\": 300|" "$T/w1.json"
@@ -184,23 +187,55 @@ PYEOF
 }
 check "late records are in the dead-letter queue (each late trade, nothing else)" wait_for 20 late_ok
 check "late records are counted and logged with the watermark" grep -q "late: event time .* is behind the watermark" "$T/run1.log" "$T/run2.log" "$T/run3.log"
-$PY - "$ROOT/schemas/trades.avsc" "$T/quiet.dump" "$DELIM" <<'PYEOF'
+few() { # dump file, symbol, event times (ms): one trade each, price 10, 11, ...
+  $PY - "$ROOT/schemas/trades.avsc" "$1" "$DELIM" "$2" "${@:3}" <<'PYEOF'
 import io, sys, datetime, avro.schema, avro.io
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 schema = avro.schema.parse(open(sys.argv[1]).read())
 with open(sys.argv[2], "wb") as f:
-    for i in range(5):
+    for i, ts in enumerate(sys.argv[5:]):
         buf = io.BytesIO()
-        avro.io.DatumWriter(schema).write({"symbol": "QUIET", "price": 10.0 + i, "volume": 1.0,
-            "trade_time": EPOCH + datetime.timedelta(milliseconds=1700000100000 + i * 50),
+        avro.io.DatumWriter(schema).write({"symbol": sys.argv[4], "price": 10.0 + i, "volume": 1.0,
+            "trade_time": EPOCH + datetime.timedelta(milliseconds=int(ts)),
             "conditions": None, "ingest_time": EPOCH,
             "trade_id": str(i)}, avro.io.BinaryEncoder(buf))
-        f.write(b"QUIET\t" + buf.getvalue() + sys.argv[3].encode())
+        f.write(sys.argv[4].encode() + b"\t" + buf.getvalue() + sys.argv[3].encode())
 PYEOF
+}
+few "$T/quiet.dump" QUIET 1700000100000 1700000100050 1700000100100 1700000100150 1700000100200
 kcat -b "$BS" -P -t quiet -p 0 -K '\t' -D "$DELIM" <"$T/quiet.dump" 2>/dev/null
 quiet_closed() { [ "$(q "SELECT TRADE_COUNT, LAST_PRICE FROM QUIET_SUMMARY WHERE IS_FINAL" 2>/dev/null | tr '\t' ' ' | sort | tr '\n' ';')" = "5 14;5 14;" ]; }
 check "idle timeout: the quiet partition's two windows close without more data" wait_for 20 quiet_closed
 stop_worker $W2
 stop_worker $W1
+
+# --- a stalled partition is not idle ---------------------------------------------
+# Two trades, then one 1.6 s later in event time: it closes the two windows
+# of the first ones (rows), and its own two (hopping) windows stay open. Then the broker goes down for 6 s,
+# longer than the 4 s idle timeout: the partition cannot be fetched, so its
+# watermark must not move on processing time (the trades it would hold are
+# not lost, only late) until the broker is back and says nothing waits.
+# (a session that outlasts the outage: no rebalance, the same open windows)
+sed 's|"consumer.session.timeout.ms": 3000|"consumer.session.timeout.ms": 30000|; s|"consumer.max.poll.interval.ms": 10000|"consumer.max.poll.interval.ms": 30000|; s|offsets.json|offsets3.json|' \
+  "$T/w1.json" >"$T/w3.json"
+start_bg "$SLUICE" standalone "$T/w3.json" "$T/stall.json" 2>"$T/run4.log"
+W3=$LAST_PID
+few "$T/stall.dump" STALL 1700000200000 1700000200100 1700000201600
+kcat -b "$BS" -P -t stall -p 0 -K '\t' -D "$DELIM" <"$T/stall.dump" 2>/dev/null
+stall_rows() { q "SELECT COUNT(*) FROM STALL_SUMMARY WHERE IS_FINAL" 2>/dev/null | head -1; }
+first_closed() { [ "$(stall_rows)" = 2 ] 2>/dev/null; }
+check "stall: the first windows close on event time" wait_for 30 first_closed
+echo "down 1" >"$T/kafka.ctl"
+sleep 6
+echo "up 1" >"$T/kafka.ctl"
+check "stall: the broker went down and came back" wait_for 10 grep -q 'up 1: done' "$T/kafka.log"
+check "stall: while it could not be fetched, the partition was stalled, not idle" \
+  grep -q 'stall\[0\]: no record for .* stalled, not idle; watermark kept' "$T/run4.log"
+check "stall: its watermark did not move on processing time while the broker was down" \
+  bash -c "! grep -q 'stall\[0\]: no record for .* ms: watermark advanced' '$T/run4.log'"
+all_closed() { [ "$(stall_rows)" = 4 ] 2>/dev/null; }
+check "stall: once the broker is back and nothing waits, the idle timeout closes the rest" wait_for 30 all_closed
+check "stall: ...logged as idle" grep -q 'stall\[0\]: no record for .* and none waiting in Kafka: watermark advanced' "$T/run4.log"
+stop_worker $W3
 check "no sanitizer reports" bash -c "! grep -lE 'AddressSanitizer|runtime error|LeakSanitizer' $T/*.log"
 finish

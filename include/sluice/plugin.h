@@ -526,13 +526,12 @@ struct sluice_host_api {
     /* --- ABI 1.3 --------------------------------------------------------- */
 
     /** Transforms in a sink chain: whether the sink's consumer has handed
-     *  the chain every record the partition holds right now - 1 yes (it is
-     *  idle); 0 no: records are waiting, or the partition's leader cannot be
-     *  reached (a broker down: the partition is stalled, and what it holds
-     *  will come later); -1 the host cannot tell (not a sink chain, or the
-     *  partition is not assigned to this task). May ask the broker (a round
-     *  trip, at most ~0.5 s): for processing-time decisions such as an idle
-     *  timeout, not for every record. */
+     *  the chain every record the partition holds - 1 yes (it is idle); 0
+     *  no: records are waiting, or a broker the consumer fetches from is not
+     *  reachable (a broker down: the partition may be stalled, and what it
+     *  holds will come later); -1 the host cannot tell (not a sink chain, or
+     *  the partition is not assigned to this task). No broker round trip;
+     *  meant for processing-time decisions such as an idle timeout. */
     int (*partition_at_end)(sluice_task_t *task, const char *topic, int32_t partition);
 
     /* New members are added here, at the end, with a minor version bump. */

@@ -27,6 +27,7 @@ typedef struct wstate {
     int late_dlq;
     avro_schema_t out;
     int64_t early_ms, next_early;
+    int64_t stall_logged; /* now_ms() of the last "stalled" line (at most one per 10 s) */
     sluice_timer_t *timer;
     sluice_err_t emit_rc; /* FATAL once emit() said the task is failing */
     sluice_metric_t *m_late, *m_results, *m_early, *m_bad, *m_open, *m_replayed;
@@ -101,9 +102,12 @@ static int idle_check(void *arg, const char *topic, int32_t partition, int64_t q
                      ? host->partition_at_end(s->task, topic, partition)
                      : -1;
     if (at_end == 0) {
+        int64_t now = host->now_ms();
+        if (now - s->stall_logged < 10000) return 0;
+        s->stall_logged = now;
         host->log(s->task, SLUICE_LOG_INFO,
-                  "%s[%d]: no record for %lld ms, but records are waiting or its leader cannot "
-                  "be reached: stalled, not idle; watermark kept",
+                  "%s[%d]: no record for %lld ms, but records are waiting in Kafka or a broker "
+                  "is not reachable: stalled, not idle; watermark kept",
                   topic, (int)partition, (long long)quiet_ms);
         return 0;
     }
