@@ -897,6 +897,14 @@ static rd_kafka_t *client(dist_t *d, sl_kafka_role_t role, const char *group, ch
         rd_kafka_conf_set(conf, "group.id", group, e2, sizeof(e2));
         /* cooperative: a rebalance moves only what must move (on_rebalance) */
         rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", e2, sizeof(e2));
+        /* The herder thread polls between reconciles, and a reconcile stops
+         * connectors (their tasks flush and close their consumers), which
+         * may take longer than the tasks' consumer.max.poll.interval.ms: a
+         * member over it is dropped from the group while its connectors
+         * still run, and their new owner starts them - two instances at
+         * once. Kafka Connect's rebalance.timeout.ms (60 s) bounds it. */
+        const char *rt = sl_props_get(d->rt->worker, "rebalance.timeout.ms");
+        rd_kafka_conf_set(conf, "max.poll.interval.ms", rt && *rt ? rt : "60000", e2, sizeof(e2));
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
         rd_kafka_conf_set_opaque(conf, d);
     } else {
