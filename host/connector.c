@@ -297,15 +297,20 @@ static int spawn_runner(sl_connector_t *c, int i, char *err, size_t errlen) {
     return 0;
 }
 
+static void stop_runner(sl_runner_t *r);
+
 int sl_connector_restart_task(sl_connector_t *c, int id, char *err, size_t errlen) {
     sl_runner_t *r = &c->runners[id];
-    if (r->thread_started) {
-        atomic_store(&r->stop, 1);
-        pthread_join(r->thread, NULL);
-        r->thread_started = 0;
-    }
+    stop_runner(r);
     SL_INFO(c->name, "restarting task %d", id);
     return spawn_runner(c, id, err, errlen);
+}
+
+static void stop_runner(sl_runner_t *r) {
+    if (!r->thread_started) return;
+    atomic_store(&r->stop, 1);
+    pthread_join(r->thread, NULL);
+    r->thread_started = 0;
 }
 
 int sl_connector_start(sl_connector_t *c, char *err, size_t errlen) {
@@ -314,12 +319,47 @@ int sl_connector_start(sl_connector_t *c, char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (int i = 0; i < c->tasks_max; i++)
+    int n = 0;
+    for (int i = 0; i < c->tasks_max; i++) {
+        c->runners[i].conn = c;
+        c->runners[i].id = i;
+        if (!sl_connector_task_here(c, i)) continue;
         if (spawn_runner(c, i, err, errlen) != 0) return -1;
-    SL_INFO(c->name, "started %d %s task(s) of plugin %s %s", c->tasks_max,
+        n++;
+    }
+    SL_INFO(c->name, "started %d of %d %s task(s) of plugin %s %s", n, c->tasks_max,
             sl_plugin_kind_name(c->plugin->desc->kind), c->plugin->desc->name,
             c->plugin->desc->version);
     return 0;
+}
+
+int sl_connector_set_here(sl_connector_t *c, const unsigned char *here, int n, char *err,
+                          size_t errlen) {
+    unsigned char *now = NULL;
+    if (here) {
+        now = calloc((size_t)c->tasks_max, 1);
+        if (!now) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (int i = 0; i < c->tasks_max && i < n; i++) now[i] = here[i] != 0;
+    }
+    free(c->here);
+    c->here = now;
+    if (!c->runners) return 0; /* not started: recorded only */
+    int rc = 0;
+    for (int i = 0; i < c->tasks_max; i++) {
+        sl_runner_t *r = &c->runners[i];
+        if (!sl_connector_task_here(c, i) && r->thread_started) {
+            stop_runner(r);
+            atomic_store(&r->state, SL_TASK_UNASSIGNED);
+            SL_INFO(c->name, "task %d stopped here (runs on another worker)", i);
+        } else if (sl_connector_task_here(c, i) && !r->thread_started) {
+            SL_INFO(c->name, "task %d starts here", i);
+            if (spawn_runner(c, i, err, errlen) != 0) rc = -1;
+        }
+    }
+    return rc;
 }
 
 void sl_connector_stop(sl_connector_t *c) {
@@ -339,7 +379,8 @@ void sl_connector_drain(sl_connector_t *c, int64_t timeout_ms) {
     for (;;) {
         int running = 0;
         for (int i = 0; i < c->tasks_max; i++)
-            running += atomic_load(&c->runners[i].state) <= SL_TASK_RUNNING;
+            running += c->runners[i].thread_started &&
+                       atomic_load(&c->runners[i].state) <= SL_TASK_RUNNING;
         if (!running) break;
         if (sl_mono_ms() >= deadline) {
             SL_WARN(c->name, "drain: not caught up after %lld ms; stopping anyway",
@@ -364,6 +405,7 @@ void sl_connector_free(sl_connector_t *c) {
     sl_converter_destroy(&c->key_conv);
     sl_converter_destroy(&c->value_conv);
     free(c->runners);
+    free(c->here);
     free(c->dlq_topic);
     sl_props_free(c->config);
     sl_props_free(c->raw_config);

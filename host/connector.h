@@ -6,7 +6,8 @@
  * Lifecycle: sl_connector_new() validates everything (plugin exists and is
  * a source or sink, config valid against its definitions, transforms valid)
  * and fails with one message naming each bad key; sl_connector_start()
- * spawns tasks.max runners; sl_connector_stop() stops them (flush, commit)
+ * spawns the runners of the tasks.max tasks that run on this worker (all,
+ * unless sl_connector_set_here() says otherwise); sl_connector_stop() stops them (flush, commit)
  * and joins; sl_connector_free() releases it.
  */
 #ifndef SLUICE_HOST_CONNECTOR_H
@@ -71,6 +72,9 @@ struct sl_connector {
     atomic_int stopping;
     atomic_int draining; /* sinks: stop once caught up with the log end */
     sl_runner_t *runners;
+    /* per task: whether it runs on this worker (distributed mode spreads a
+     * connector's tasks over workers); NULL: every task runs here */
+    unsigned char *here;
     pthread_mutex_t topics_lock;
     sl_props_t *active_topics; /* topics written or read so far (keys) */
 };
@@ -89,6 +93,18 @@ static inline int sl_runner_stopping(const sl_runner_t *r) {
 /** Stops (if running) and joins task id, then starts it again with a fresh
  *  state; -1 with err when the thread cannot be created. */
 int sl_connector_restart_task(sl_connector_t *c, int id, char *err, size_t errlen);
+
+/** Whether task id runs on this worker (c->here). */
+static inline int sl_connector_task_here(const sl_connector_t *c, int id) {
+    return !c->here || c->here[id];
+}
+
+/** Sets which tasks run on this worker (n entries of here; tasks beyond n
+ *  do not run; NULL: every one). Before sl_connector_start() it only
+ *  records them; afterwards it also starts the tasks gained and stops (flush,
+ *  commit, join) the tasks lost. -1 with err when a thread cannot be made. */
+int sl_connector_set_here(sl_connector_t *c, const unsigned char *here, int n, char *err,
+                          size_t errlen);
 
 /** raw: the config as submitted; providers are resolved here, and values
  *  they produced never appear in err. */

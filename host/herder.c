@@ -410,6 +410,7 @@ static int do_task_restart(sl_herder_t *h, const char *name, int task, json_t **
     int rc = sl_worker_restart_task(s->w, name, task);
     if (rc == -1) return not_found(out, name);
     if (rc == -2) return sl_herder_error(out, 404, "Task %s-%d not found", name, task);
+    if (rc == -3) return sl_herder_error(out, 409, "Task %s-%d runs on another worker; retry", name, task);
     *out = NULL;
     return 204;
 }

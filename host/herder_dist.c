@@ -10,17 +10,22 @@
  *   answered once this worker has read it back, so a GET after a PUT on the
  *   same worker sees it.
  * - Work: every worker joins consumer group <group.id> on the topic
- *   "<group.id>-assign"; connector X runs on the worker currently assigned
- *   partition hash(X) % partitions. A rebalance stops what a worker lost and
- *   starts what it gained; a killed worker's partitions move after the
- *   session timeout. Sink tasks keep their own groups (connect-<name>), so
+ *   "<group.id>-assign"; connector X's instance and task 0 run on the worker
+ *   currently assigned partition hash(X) % partitions, its task t > 0 on
+ *   the one assigned hash("X-t") % partitions (task_part), so tasks spread
+ *   one by one. A rebalance stops what a worker lost and starts what it
+ *   gained; a killed worker's partitions move after the session timeout. Sink tasks keep their own groups (connect-<name>), so
  *   they commit only what their sink made durable, wherever they run.
  * - Offsets topic (offset.storage.topic): the source offsets of the
  *   connectors running here, published when changed; the others' offsets
  *   loaded into the local store, so a moved source connector resumes.
  * - Status topic (status.storage.topic): key "status-<name>", value the
- *   connector's status as the owner answers it; published when it differs
- *   from what the topic holds, read by every worker for GET .../status.
+ *   connector's status (with task 0) as the instance's worker answers it,
+ *   and "taskstatus-<t>-<name>" for task t > 0 from the worker running it;
+ *   published when they differ from what the topic holds, read and merged
+ *   by every worker for GET .../status.
+ * - Restart requests with tasks: key "restart-<name>" on the config topic
+ *   (KIP-745), applied by each worker to the tasks it runs.
  *
  * - Verbs on the running instance (restart, offsets, topics): answered by
  *   the worker running the connector; another answers SL_HERDER_FORWARD
@@ -60,8 +65,11 @@ typedef struct dist {
     pthread_mutex_t mu; /* configs, statuses, owned, config_read, dirty */
     pthread_cond_t read_cv;
     json_t *configs;  /* name -> {"config", "target"} */
-    json_t *statuses; /* name -> status object */
+    json_t *statuses; /* name -> status object (the connector's owner's record) */
+    json_t *task_statuses; /* name -> {"<task>": status} (records of tasks 1..n-1) */
     json_t *published; /* offsets-topic key -> value text this worker last sent */
+    json_t *seen;      /* offsets-topic key -> value text the topic holds (last read) */
+    int64_t live_from; /* config-topic offset from which restart requests are new */
     int64_t config_read; /* next offset of the config topic to read */
     unsigned char owned[MAX_PARTS];
     int dirty;
@@ -84,6 +92,25 @@ static int owner_part(const dist_t *d, const char *name) {
     uint32_t h = 2166136261u;
     for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
     return (int)(h % (uint32_t)d->assign_parts);
+}
+
+/* The assignment partition of task t of connector name: task 0 goes with
+ * the connector (so a one-task connector's instance and its task are on one
+ * worker, which answers every verb on it); task t > 0 is a unit of its own,
+ * "<name>-<t>" (Kafka Connect's task id), so a connector's tasks spread over
+ * the workers one by one. */
+static int task_part(const dist_t *d, const char *name, int t) {
+    if (t == 0) return owner_part(d, name);
+    char unit[600];
+    snprintf(unit, sizeof(unit), "%s-%d", name, t);
+    return owner_part(d, unit);
+}
+
+/* tasks.max of a config (1..1024, as validated; 1 when unreadable). */
+static int tasks_max_of(const json_t *config) {
+    const char *tm = json_string_value(json_object_get(config, "tasks.max"));
+    int n = tm ? atoi(tm) : 1;
+    return n < 1 ? 1 : n > 1024 ? 1024 : n;
 }
 
 /* --- the herder thread ------------------------------------------------------------ */
@@ -154,9 +181,20 @@ static void apply_offset(dist_t *d, const rd_kafka_message_t *m) {
     const char *name = json_string_value(json_array_get(key, 0));
     json_t *part = json_array_get(key, 1);
     if (name && json_is_object(part)) {
+        /* Skipped only when the partition is this worker's: the connector
+         * runs here and this worker has published that key (its task owns
+         * it; what comes back is its own, maybe older, value). Offsets of
+         * the connector's tasks on other workers are taken, so a task that
+         * moves here resumes from its last owner's offset. */
+        char *kt = json_dumps(key, JSON_COMPACT | JSON_SORT_KEYS);
         sl_worker_lock(d->w);
-        int here = sl_worker_find(d->w, name) != NULL;
+        int here = sl_worker_find(d->w, name) != NULL && kt && json_object_get(d->published, kt);
         sl_worker_unlock(d->w);
+        if (kt && m->payload)
+            json_object_set_new(d->seen, kt, json_stringn(m->payload, m->len));
+        else if (kt)
+            json_object_del(d->seen, kt);
+        free(kt);
         char *p = json_dumps(part, JSON_COMPACT | JSON_SORT_KEYS);
         char *v = m->payload ? strndup(m->payload, m->len) : NULL;
         if (!here && p && v && sl_offset_store_put(d->rt->svc.offsets, name, p, v) != 0)
@@ -173,11 +211,61 @@ static void apply_offset(dist_t *d, const rd_kafka_message_t *m) {
     json_decref(key);
 }
 
+static void apply_restart(dist_t *d, const char *name, const json_t *req);
+
+/* A task's status record, key "taskstatus-<task>-<name>", into
+ * d->task_statuses. 1 when the key is one. */
+static int apply_task_status(dist_t *d, const rd_kafka_message_t *m) {
+    static const char prefix[] = "taskstatus-";
+    size_t pl = sizeof(prefix) - 1;
+    if (!m->key || m->key_len <= pl || memcmp(m->key, prefix, pl) != 0) return 0;
+    char key[600];
+    if (m->key_len >= sizeof(key)) return 1;
+    memcpy(key, m->key, m->key_len);
+    key[m->key_len] = '\0';
+    char *end;
+    long t = strtol(key + pl, &end, 10);
+    if (end == key + pl || *end != '-' || t < 1 || t > 1024) return 1;
+    char id[16];
+    snprintf(id, sizeof(id), "%ld", t);
+    json_t *v = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+    pthread_mutex_lock(&d->mu);
+    json_t *tasks = json_object_get(d->task_statuses, end + 1);
+    if (!tasks) json_object_set_new(d->task_statuses, end + 1, tasks = json_object());
+    if (json_is_object(v))
+        json_object_set(tasks, id, v);
+    else
+        json_object_del(tasks, id);
+    pthread_mutex_unlock(&d->mu);
+    json_decref(v);
+    return 1;
+}
+
 /* A record of the config or status topic into its map. */
 static void apply_record(dist_t *d, const rd_kafka_message_t *m) {
     const char *topic = rd_kafka_topic_name(m->rkt);
     if (strcmp(topic, d->offsets_topic) == 0) {
         apply_offset(d, m);
+        return;
+    }
+    if (strcmp(topic, d->status_topic) == 0 && apply_task_status(d, m)) return;
+    static const char restart_prefix[] = "restart-";
+    size_t rl = sizeof(restart_prefix) - 1;
+    if (strcmp(topic, d->config_topic) == 0 && m->key && m->key_len > rl && m->key_len < 600 &&
+        memcmp(m->key, restart_prefix, rl) == 0) {
+        /* A restart request (KIP-745's, on the config topic): each worker
+         * restarts the tasks of it that run here. Requests read at startup
+         * are history. */
+        char name[600];
+        memcpy(name, (const char *)m->key + rl, m->key_len - rl);
+        name[m->key_len - rl] = '\0';
+        json_t *req = m->payload && m->offset >= d->live_from ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+        if (json_is_object(req)) apply_restart(d, name, req);
+        json_decref(req);
+        pthread_mutex_lock(&d->mu);
+        d->config_read = m->offset + 1;
+        pthread_cond_broadcast(&d->read_cv);
+        pthread_mutex_unlock(&d->mu);
         return;
     }
     int is_config = strcmp(topic, d->config_topic) == 0;
@@ -226,8 +314,40 @@ static json_t *local_names(dist_t *d) {
     return a;
 }
 
-/* Makes the local worker run exactly the connectors this worker owns, as
- * the config topic says. */
+/* The tasks of config (an entry's "config") that run here, by the
+ * assignment in owned: a new array of *n flags; *any says whether one does. */
+static unsigned char *tasks_here(const dist_t *d, const char *name, const json_t *config,
+                                 const unsigned char *owned, int *n, int *any) {
+    *n = tasks_max_of(config);
+    unsigned char *here = calloc((size_t)*n, 1);
+    *any = 0;
+    for (int t = 0; here && t < *n; t++) *any |= here[t] = owned[task_part(d, name, t)];
+    return here;
+}
+
+/* Drops the offsets-topic keys of connector name from what this worker
+ * published, after one of its tasks left: that task's partitions are
+ * another worker's now, and their offsets must be taken when read. */
+static void forget_published(dist_t *d, const char *name) {
+    json_t *gone = json_array();
+    const char *key;
+    json_t *v;
+    json_object_foreach(d->published, key, v) {
+        json_t *k = json_loads(key, 0, NULL);
+        if (json_is_string(json_array_get(k, 0)) &&
+            strcmp(json_string_value(json_array_get(k, 0)), name) == 0)
+            json_array_append_new(gone, json_string(key));
+        json_decref(k);
+    }
+    size_t i;
+    json_array_foreach(gone, i, v) json_object_del(d->published, json_string_value(v));
+    json_decref(gone);
+}
+
+/* Makes the local worker run exactly the connectors and tasks this worker
+ * owns, as the config topic says: a connector is kept here while its
+ * instance (with task 0) or one of its other tasks is assigned here, with
+ * only those tasks running. */
 static void reconcile(dist_t *d) {
     pthread_mutex_lock(&d->mu);
     json_t *cfgs = json_deep_copy(d->configs);
@@ -241,7 +361,11 @@ static void reconcile(dist_t *d) {
     json_t *it;
     json_array_foreach(local, i, it) {
         const char *name = json_string_value(it);
-        if (!json_object_get(cfgs, name) || !owned[owner_part(d, name)]) {
+        json_t *entry = json_object_get(cfgs, name);
+        int n, any = 0;
+        unsigned char *here = entry ? tasks_here(d, name, json_object_get(entry, "config"), owned, &n, &any) : NULL;
+        free(here);
+        if (!any) {
             SL_INFO("herder", "connector %s: stopping here (deleted or assigned elsewhere)", name);
             sl_worker_remove_connector(d->w, name);
         }
@@ -251,28 +375,50 @@ static void reconcile(dist_t *d) {
     const char *name;
     json_t *v;
     json_object_foreach(cfgs, name, v) {
-        if (!owned[owner_part(d, name)]) continue;
         json_t *config = json_object_get(v, "config");
+        int n, any;
+        unsigned char *here = tasks_here(d, name, config, owned, &n, &any);
+        if (!here || !any) {
+            free(here);
+            continue;
+        }
         sl_target_t target = parse_target(json_string_value(json_object_get(v, "target")));
         sl_worker_lock(d->w);
         sl_worker_conn_t *e = sl_worker_find(d->w, name);
         json_t *have = e ? sl_props_to_json(e->raw) : NULL;
         int same_config = have && json_equal(have, config);
         int same_target = e && e->target == target;
+        int same_here = e && e->here && e->here_n == n && memcmp(e->here, here, (size_t)n) == 0;
+        int lost = 0; /* a task that ran here does not any more */
+        for (int t = 0; e && e->here && t < e->here_n; t++) lost |= e->here[t] && (t >= n || !here[t]);
         sl_worker_unlock(d->w);
         json_decref(have);
-        if (same_config && same_target) continue;
+        if (lost) {
+            pthread_mutex_lock(&d->mu);
+            forget_published(d, name);
+            pthread_mutex_unlock(&d->mu);
+        }
+        if (same_config && same_target && same_here) {
+            free(here);
+            continue;
+        }
         if (same_config) {
-            sl_worker_set_target(d->w, name, target);
+            if (!same_here) {
+                SL_INFO("herder", "connector %s: the tasks that run here change", name);
+                sl_worker_set_here(d->w, name, here, n);
+            }
+            if (!same_target) sl_worker_set_target(d->w, name, target);
+            free(here);
             continue;
         }
         char err[2048];
         int created;
         sl_props_t *props = sl_props_from_json(config, err, sizeof(err));
-        if (!props || sl_worker_put_connector(d->w, name, props, 1, &target, &created, err,
-                                              sizeof(err)) != 0)
+        if (!props || sl_worker_put_connector_here(d->w, name, props, 1, &target, here, n, &created,
+                                                   err, sizeof(err)) != 0)
             SL_ERROR("herder", "connector %s not run on this worker: %s", name, err);
         sl_props_free(props);
+        free(here);
     }
     json_decref(cfgs);
 }
@@ -319,8 +465,20 @@ static int64_t produce(dist_t *d, const char *topic, const char *key, const char
     return off;
 }
 
-/* Publishes the status of each connector running here when the status
- * topic says otherwise. */
+/* Produces key = value on the status topic unless the topic says so
+ * already (known: what it holds for the key, NULL: nothing). */
+static void publish_status(dist_t *d, const char *key, json_t *value, const json_t *known) {
+    if (json_equal(value, known)) return;
+    char err[512], *text = json_dumps(value, JSON_COMPACT);
+    if (text && produce(d, d->status_topic, key, text, 0, err, sizeof(err)) < 0)
+        SL_WARN("herder", "status %s not published: %s", key, err);
+    free(text);
+}
+
+/* Publishes, when the status topic says otherwise, the status of each
+ * connector whose instance runs here ("status-<name>", as the standalone
+ * herder answers it, tasks included) and of each other task running here
+ * ("taskstatus-<task>-<name>"). */
 static void publish_statuses(dist_t *d) {
     if (!d->worker_id[0]) return;
     json_t *names = local_names(d);
@@ -333,16 +491,31 @@ static void publish_statuses(dist_t *d) {
             json_decref(st);
             continue;
         }
-        json_object_set_new(st, "worker_url", json_string(d->rest_url));
-        pthread_mutex_lock(&d->mu);
-        int same = json_equal(st, json_object_get(d->statuses, name));
-        pthread_mutex_unlock(&d->mu);
-        if (!same) {
-            char key[600], err[512], *text = json_dumps(st, JSON_COMPACT);
+        char key[700];
+        json_t *tasks = json_object_get(st, "tasks"), *task;
+        size_t t;
+        json_array_foreach(tasks, t, task) {
+            if (t == 0 || !sl_worker_task_here(d->w, name, (int)t)) continue;
+            json_object_set_new(task, "worker_url", json_string(d->rest_url));
+            snprintf(key, sizeof(key), "taskstatus-%zu-%s", t, name);
+            char id[24];
+            snprintf(id, sizeof(id), "%zu", t);
+            pthread_mutex_lock(&d->mu);
+            json_t *known = json_incref(json_object_get(json_object_get(d->task_statuses, name), id));
+            pthread_mutex_unlock(&d->mu);
+            publish_status(d, key, task, known);
+            json_decref(known);
+        }
+        if (sl_worker_task_here(d->w, name, 0)) {
+            /* task 0 only: the others are in their own records */
+            while (json_array_size(tasks) > 1) json_array_remove(tasks, json_array_size(tasks) - 1);
+            json_object_set_new(st, "worker_url", json_string(d->rest_url));
             snprintf(key, sizeof(key), "status-%s", name);
-            if (text && produce(d, d->status_topic, key, text, 0, err, sizeof(err)) < 0)
-                SL_WARN("herder", "status of %s not published: %s", name, err);
-            free(text);
+            pthread_mutex_lock(&d->mu);
+            json_t *known = json_incref(json_object_get(d->statuses, name));
+            pthread_mutex_unlock(&d->mu);
+            publish_status(d, key, st, known);
+            json_decref(known);
         }
         json_decref(st);
     }
@@ -365,6 +538,11 @@ static void publish_offsets(dist_t *d) {
 static void publish_offset(dist_t *d, const char *name, const char *key, const char *val) {
     const char *sent = json_string_value(json_object_get(d->published, key));
     if (val ? sent && strcmp(sent, val) == 0 : !json_object_get(d->published, key)) return;
+    /* The topic holds it already (read from the worker that ran the task
+     * before): publishing it would claim a partition this worker does not
+     * write. */
+    const char *held = json_string_value(json_object_get(d->seen, key));
+    if (val && held && strcmp(held, val) == 0 && !json_object_get(d->published, key)) return;
     char err[512];
     if (produce(d, d->offsets_topic, key, val, 0, err, sizeof(err)) < 0)
         SL_WARN("herder", "offset of %s not published: %s", name, err);
@@ -484,14 +662,33 @@ static json_t *info_of(dist_t *d, const char *name, const json_t *entry) {
                      "type", type_of(d, json_object_get(entry, "config")));
 }
 
+/* The status of connector name: its instance's record (with task 0), and
+ * the record of each other task, wherever they run. */
 static json_t *status_of(dist_t *d, const char *name, const json_t *entry) {
     pthread_mutex_lock(&d->mu);
     json_t *st = json_deep_copy(json_object_get(d->statuses, name));
+    json_t *others = json_deep_copy(json_object_get(d->task_statuses, name));
     pthread_mutex_unlock(&d->mu);
+    if (!st)
+        st = json_pack("{sss{ssss}s[]ss}", "name", name, "connector", "state", "UNASSIGNED",
+                       "worker_id", "", "tasks", "type", type_of(d, json_object_get(entry, "config")));
     json_object_del(st, "worker_url"); /* the record's, not the API's */
-    if (st) return st;
-    return json_pack("{sss{ssss}s[]ss}", "name", name, "connector", "state", "UNASSIGNED",
-                     "worker_id", "", "tasks", "type", type_of(d, json_object_get(entry, "config")));
+    const char *state = json_string_value(json_object_get(json_object_get(st, "connector"), "state"));
+    json_t *tasks = json_object_get(st, "tasks");
+    int n = state && strcmp(state, "FAILED") == 0 ? 0 : task_count(entry);
+    json_t *merged = json_array();
+    for (int t = 0; t < n; t++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", t);
+        json_t *rec = t == 0 ? json_array_get(tasks, 0) : json_object_get(others, id);
+        json_t *one = rec ? json_deep_copy(rec)
+                          : json_pack("{sissss}", "id", t, "state", "UNASSIGNED", "worker_id", "");
+        json_object_del(one, "worker_url");
+        json_array_append_new(merged, one);
+    }
+    json_object_set_new(st, "tasks", merged);
+    json_decref(others);
+    return st;
 }
 
 static json_t *config_of(dist_t *d, const char *name, const json_t *entry) {
@@ -706,27 +903,39 @@ static int do_set_target(sl_herder_t *h, const char *name, sl_target_t target, j
     return 202;
 }
 
-/* Verbs on the running instance: answered by the worker that runs it. 0
- * when it runs here; else SL_HERDER_FORWARD with the owner's REST URL, as
- * its status record has it (rest.c sends the request there), or 404/409. */
-static int on_owner(dist_t *d, const char *name, json_t **out) {
-    sl_worker_lock(d->w);
-    int here = sl_worker_find(d->w, name) != NULL;
-    sl_worker_unlock(d->w);
-    if (here) return 0;
+/* Verbs on the running instance (task < 1) or on task `task`: answered by
+ * the worker that runs it. 0 when it runs here; else SL_HERDER_FORWARD
+ * with the owner's REST URL, as its status record has it (rest.c sends the
+ * request there), or 404/409. */
+static int on_owner(dist_t *d, const char *name, int task, json_t **out) {
+    if (sl_worker_task_here(d->w, name, task < 1 ? 0 : task)) return 0;
     json_t *entry = stored(d, name);
     if (!entry) return not_found(out, name);
+    int n = tasks_max_of(json_object_get(entry, "config"));
     json_decref(entry);
+    if (task >= n) return sl_herder_error(out, 404, "Task %s-%d not found", name, task);
+    char id[16];
+    snprintf(id, sizeof(id), "%d", task);
     pthread_mutex_lock(&d->mu);
     json_t *st = json_object_get(d->statuses, name);
-    const char *url = json_string_value(json_object_get(st, "worker_url"));
-    const char *owner = json_string_value(json_object_get(json_object_get(st, "connector"), "worker_id"));
+    const char *url, *owner;
+    if (task < 1) {
+        url = json_string_value(json_object_get(st, "worker_url"));
+        owner = json_string_value(json_object_get(json_object_get(st, "connector"), "worker_id"));
+    } else {
+        json_t *ts = json_object_get(json_object_get(d->task_statuses, name), id);
+        url = json_string_value(json_object_get(ts, "worker_url"));
+        owner = json_string_value(json_object_get(ts, "worker_id"));
+    }
     int rc;
     if (!url || !*url || !owner || !*owner)
-        rc = sl_herder_error(out, 409, "Connector %s is not assigned to a worker yet; retry", name);
+        rc = task < 1 ? sl_herder_error(out, 409, "Connector %s is not assigned to a worker yet; retry", name)
+                      : sl_herder_error(out, 409, "Task %s-%d is not assigned to a worker yet; retry", name, task);
     else if (strcmp(url, d->rest_url) == 0)
-        rc = sl_herder_error(out, 409, "Connector %s has just left this worker (%s); retry", name,
-                             d->worker_id);
+        rc = task < 1 ? sl_herder_error(out, 409, "Connector %s has just left this worker (%s); retry",
+                                        name, d->worker_id)
+                      : sl_herder_error(out, 409, "Task %s-%d has just left this worker (%s); retry",
+                                        name, task, d->worker_id);
     else {
         *out = json_pack("{ssss}", "url", url, "worker_id", owner);
         rc = SL_HERDER_FORWARD;
@@ -736,37 +945,84 @@ static int on_owner(dist_t *d, const char *name, json_t **out) {
 }
 
 static int h_locate(sl_herder_t *h, const char *name, json_t **out) {
-    return on_owner((dist_t *)h, name, out);
+    return on_owner((dist_t *)h, name, -1, out);
 }
 
+/* A restart request read from the config topic: the tasks of name that run
+ * here, but the instance's worker's own (it restarted them when asked). */
+static void apply_restart(dist_t *d, const char *name, const json_t *req) {
+    const char *from = json_string_value(json_object_get(req, "worker_id"));
+    if (from && strcmp(from, d->worker_id) == 0) return;
+    int only_failed = json_is_true(json_object_get(req, "only_failed"));
+    sl_worker_lock(d->w);
+    sl_worker_conn_t *e = sl_worker_find(d->w, name);
+    int n = e && e->c && e->c->runners ? e->c->tasks_max : 0;
+    unsigned char *which = n ? calloc((size_t)n, 1) : NULL;
+    for (int t = 1; which && t < n; t++)
+        which[t] = sl_connector_task_here(e->c, t) &&
+                   (!only_failed || atomic_load(&e->c->runners[t].state) == SL_TASK_FAILED);
+    sl_worker_unlock(d->w);
+    for (int t = 1; which && t < n; t++)
+        if (which[t] && sl_worker_restart_task(d->w, name, t) == 0)
+            SL_INFO("herder", "task %s-%d restarted (restart request from %s)", name, t, from ? from : "?");
+    free(which);
+}
+
+/* On the worker running the instance: restarts it and the tasks here, and
+ * with includeTasks writes a restart request to the config topic (as
+ * Kafka Connect since KIP-745) for the tasks on other workers. */
 static int do_restart(sl_herder_t *h, const char *name, int include_tasks, int only_failed,
                       json_t **out) {
     SELF;
-    int rc = on_owner(d, name, out);
-    return rc ? rc : d->local->ops->restart(d->local, name, include_tasks, only_failed, out);
+    int rc = on_owner(d, name, -1, out);
+    if (rc) return rc;
+    if (include_tasks) {
+        json_t *entry = stored(d, name);
+        int n = entry ? task_count(entry) : 0, elsewhere = 0;
+        json_decref(entry);
+        for (int t = 1; t < n; t++) elsewhere |= !sl_worker_task_here(d->w, name, t);
+        if (elsewhere) {
+            char key[600], err[512];
+            json_t *req = json_pack("{sbsbss}", "include_tasks", 1, "only_failed", only_failed,
+                                    "worker_id", d->worker_id);
+            char *text = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
+            json_decref(req);
+            snprintf(key, sizeof(key), "restart-%s", name);
+            int64_t off = text ? produce(d, d->config_topic, key, text, 1, err, sizeof(err)) : -1;
+            free(text);
+            if (off < 0)
+                return sl_herder_error(out, 500, "Failed to write the restart request of %s: %s", name, err);
+        }
+    }
+    rc = d->local->ops->restart(d->local, name, include_tasks, only_failed, out);
+    if (rc == 202) { /* the status with every task, not only the ones here */
+        json_decref(*out);
+        view(d, name, status_of, out);
+    }
+    return rc;
 }
 
 static int do_task_restart(sl_herder_t *h, const char *name, int task, json_t **out) {
     SELF;
-    int rc = on_owner(d, name, out);
+    int rc = on_owner(d, name, task, out);
     return rc ? rc : d->local->ops->task_restart(d->local, name, task, out);
 }
 
 static int h_topics(sl_herder_t *h, const char *name, int reset, json_t **out) {
     SELF;
-    int rc = on_owner(d, name, out);
+    int rc = on_owner(d, name, -1, out);
     return rc ? rc : d->local->ops->topics(d->local, name, reset, out);
 }
 
 static int h_offsets(sl_herder_t *h, const char *name, json_t **out) {
     SELF;
-    int rc = on_owner(d, name, out);
+    int rc = on_owner(d, name, -1, out);
     return rc ? rc : d->local->ops->offsets(d->local, name, out);
 }
 
 static int do_alter_offsets(sl_herder_t *h, const char *name, const json_t *body, json_t **out) {
     SELF;
-    int rc = on_owner(d, name, out);
+    int rc = on_owner(d, name, -1, out);
     return rc ? rc : d->local->ops->alter_offsets(d->local, name, body, out);
 }
 
@@ -809,7 +1065,9 @@ static void h_free(sl_herder_t *h) {
     if (d->local) d->local->ops->free(d->local);
     json_decref(d->configs);
     json_decref(d->statuses);
+    json_decref(d->task_statuses);
     json_decref(d->published);
+    json_decref(d->seen);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->writes);
     pthread_cond_destroy(&d->read_cv);
@@ -978,6 +1236,7 @@ static int setup(dist_t *d, char *err, size_t errlen) {
         snprintf(err, errlen, "%s: %s", d->config_topic, rd_kafka_err2str(e));
         return -1;
     }
+    d->live_from = hi; /* restart requests before this are history */
     if (pthread_create(&d->thread, NULL, herder_main, d) != 0) {
         snprintf(err, errlen, "cannot start the herder thread");
         return -1;
@@ -1015,7 +1274,9 @@ sl_herder_t *sl_distributed_herder_new(sl_worker_t *w, char *err, size_t errlen)
     pthread_cond_init(&d->read_cv, NULL);
     d->configs = json_object();
     d->statuses = json_object();
+    d->task_statuses = json_object();
     d->published = json_object();
+    d->seen = json_object();
     d->local = sl_standalone_herder_new(w, NULL, err, errlen);
     if (!d->local || setup(d, err, errlen) != 0) {
         h_free(&d->base);

@@ -157,7 +157,9 @@ static void launch(sl_worker_t *w, sl_worker_conn_t *e) {
     char err[1024];
     e->trace[0] = '\0';
     e->c = sl_connector_new(&w->rt, e->name, e->raw, err, sizeof(err));
-    if (e->c && sl_connector_start(e->c, err, sizeof(err)) == 0) return;
+    if (e->c && (!e->here || sl_connector_set_here(e->c, e->here, e->here_n, err, sizeof(err)) == 0) &&
+        sl_connector_start(e->c, err, sizeof(err)) == 0)
+        return;
     snprintf(e->trace, sizeof(e->trace), "%s", err);
     SL_ERROR("worker", "connector %s failed to start: %s", e->name, err);
     halt(e);
@@ -168,6 +170,7 @@ static void conn_free(sl_worker_conn_t *e) {
     halt(e);
     sl_props_free(e->raw);
     sl_props_free(e->topics);
+    free(e->here);
     free(e->last_state);
     free(e->name);
     free(e);
@@ -194,15 +197,46 @@ static int adopt(sl_worker_t *w, sl_worker_conn_t *e, sl_connector_t *c, char *e
         return 0;
     }
     e->c = c;
-    if (sl_connector_start(c, err, errlen) != 0) {
+    if ((e->here && sl_connector_set_here(c, e->here, e->here_n, err, errlen) != 0) ||
+        sl_connector_start(c, err, errlen) != 0) {
         snprintf(e->trace, sizeof(e->trace), "%s", err);
         halt(e);
     }
     return 0;
 }
 
+/* e->here = a copy of here (n entries; NULL: all tasks). -1 out of memory. */
+static int keep_here(sl_worker_conn_t *e, const unsigned char *here, int n) {
+    unsigned char *copy = NULL;
+    if (here && !(copy = malloc(n > 0 ? (size_t)n : 1))) return -1;
+    if (here && n > 0) memcpy(copy, here, (size_t)n);
+    free(e->here);
+    e->here = copy;
+    e->here_n = here ? n : 0;
+    return 0;
+}
+
 int sl_worker_put_connector(sl_worker_t *w, const char *name, const sl_props_t *raw, int managed,
                             const sl_target_t *target, int *created, char *err, size_t errlen) {
+    pthread_mutex_lock(&w->lock);
+    sl_worker_conn_t *e = sl_worker_find(w, name);
+    unsigned char *here = e && e->here ? malloc(e->here_n > 0 ? (size_t)e->here_n : 1) : NULL;
+    int n = e && e->here ? e->here_n : 0;
+    if (here && n > 0) memcpy(here, e->here, (size_t)n);
+    int had = e && e->here;
+    pthread_mutex_unlock(&w->lock);
+    if (had && !here) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = sl_worker_put_connector_here(w, name, raw, managed, target, here, n, created, err, errlen);
+    free(here);
+    return rc;
+}
+
+int sl_worker_put_connector_here(sl_worker_t *w, const char *name, const sl_props_t *raw,
+                                 int managed, const sl_target_t *target, const unsigned char *here,
+                                 int n, int *created, char *err, size_t errlen) {
     sl_connector_t *c = sl_connector_new(&w->rt, name, raw, err, errlen);
     if (!c) return -1;
     sl_props_t *copy = sl_props_dup(raw);
@@ -224,6 +258,13 @@ int sl_worker_put_connector(sl_worker_t *w, const char *name, const sl_props_t *
         w->conns[w->n++] = e;
     } else {
         halt(e);
+    }
+    if (keep_here(e, here, n) != 0) {
+        pthread_mutex_unlock(&w->lock);
+        sl_connector_free(c);
+        sl_props_free(copy);
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
     sl_props_free(e->raw);
     e->raw = copy;
@@ -264,6 +305,27 @@ int sl_worker_remove_connector(sl_worker_t *w, const char *name) {
     return 0;
 }
 
+int sl_worker_set_here(sl_worker_t *w, const char *name, const unsigned char *here, int n) {
+    pthread_mutex_lock(&w->lock);
+    sl_worker_conn_t *e = sl_worker_find(w, name);
+    if (e && keep_here(e, here, n) != 0) SL_ERROR("worker", "connector %s: out of memory", name);
+    if (e && e->c) {
+        char err[256];
+        if (sl_connector_set_here(e->c, e->here, e->here ? e->here_n : 0, err, sizeof(err)) != 0)
+            SL_ERROR("worker", "connector %s: %s", name, err);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return e ? 0 : -1;
+}
+
+int sl_worker_task_here(sl_worker_t *w, const char *name, int task) {
+    pthread_mutex_lock(&w->lock);
+    sl_worker_conn_t *e = sl_worker_find(w, name);
+    int here = e && task >= 0 && (!e->here || (task < e->here_n && e->here[task]));
+    pthread_mutex_unlock(&w->lock);
+    return here;
+}
+
 int sl_worker_set_target(sl_worker_t *w, const char *name, sl_target_t target) {
     static const char *const names[] = {"resumed", "paused", "stopped"};
     pthread_mutex_lock(&w->lock);
@@ -292,7 +354,8 @@ int sl_worker_restart(sl_worker_t *w, const char *name, int include_tasks, int o
         } else if (include_tasks) {
             char err[256];
             for (int t = 0; t < e->c->tasks_max; t++)
-                if ((!only_failed || atomic_load(&e->c->runners[t].state) == SL_TASK_FAILED) &&
+                if (sl_connector_task_here(e->c, t) &&
+                    (!only_failed || atomic_load(&e->c->runners[t].state) == SL_TASK_FAILED) &&
                     sl_connector_restart_task(e->c, t, err, sizeof(err)) != 0)
                     SL_ERROR("worker", "%s", err);
         }
@@ -305,6 +368,7 @@ int sl_worker_restart_task(sl_worker_t *w, const char *name, int task) {
     pthread_mutex_lock(&w->lock);
     sl_worker_conn_t *e = sl_worker_find(w, name);
     int rc = !e ? -1 : task < 0 || task >= e->tasks_max ? -2 : 0;
+    if (rc == 0 && e->here && (task >= e->here_n || !e->here[task])) rc = -3;
     if (rc == 0 && e->c && e->c->runners) {
         char err[256];
         if (sl_connector_restart_task(e->c, task, err, sizeof(err)) != 0)

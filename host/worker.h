@@ -41,6 +41,8 @@ typedef struct sl_worker_conn {
     int *last_state;   /* per task, for sl_worker_report */
     double last_count; /* records at the last progress line */
     sl_props_t *topics; /* active topics of instances gone (keys) */
+    unsigned char *here; /* per task: runs on this worker (distributed); NULL: all */
+    int here_n;
 } sl_worker_conn_t;
 
 /** props is taken. exe_dir locates the default plugin dir. dry_run (for
@@ -69,6 +71,17 @@ void sl_worker_report(sl_worker_t *w);
 int sl_worker_put_connector(sl_worker_t *w, const char *name, const sl_props_t *raw, int managed,
                             const sl_target_t *target, int *created, char *err, size_t errlen);
 /** Stops and forgets a connector; -1 when there is none of that name. */
+/** The same, with the tasks that run on this worker: here[i] for task i
+ *  (n entries; tasks beyond n do not run here); here NULL: every task. The
+ *  mask is kept across reconfigurations until changed. */
+int sl_worker_put_connector_here(sl_worker_t *w, const char *name, const sl_props_t *raw,
+                                 int managed, const sl_target_t *target, const unsigned char *here,
+                                 int n, int *created, char *err, size_t errlen);
+/** Changes which of name's tasks run here: the ones gained start, the ones
+ *  lost stop (flush, commit). -1 when name is unknown. */
+int sl_worker_set_here(sl_worker_t *w, const char *name, const unsigned char *here, int n);
+/** Whether task of name runs here (name known, task in its mask). */
+int sl_worker_task_here(sl_worker_t *w, const char *name, int task);
 int sl_worker_remove_connector(sl_worker_t *w, const char *name);
 /** Pause / resume / stop; -1 when unknown. Pausing and stopping stop the
  *  tasks (flush, commit); resuming starts them again. */
@@ -78,6 +91,8 @@ int sl_worker_set_target(sl_worker_t *w, const char *name, sl_target_t target);
 int sl_worker_restart(sl_worker_t *w, const char *name, int include_tasks, int only_failed);
 /** Restarts one task: 0, -1 unknown connector, -2 unknown task. */
 int sl_worker_restart_task(sl_worker_t *w, const char *name, int task);
+/* sl_worker_restart_task: 0, -1 unknown connector, -2 no such task, -3 the
+ * task runs on another worker. sl_worker_restart touches only tasks here. */
 
 /** The topics e has used since the last reset (a new JSON array of names);
  *  reset empties the set. Call with the lock held. */

@@ -39,6 +39,10 @@ done
   [ -f "$t" ] && run_one "$(basename "$t" .sh)" bash "$t"
 done
 echo "logs: $logdir"
-[ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]}"
+# the failed checks again, last, so that a truncated CI log still shows them
+for f in "${failures[@]}"; do
+  echo "failed: $f"
+  grep -E '^(not ok|FAIL|ERROR|==[0-9]+==ERROR)' "$logdir/$f.log" | head -10 | sed 's/^/    > /'
+done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
