@@ -12,8 +12,9 @@
 # the detailed table holds every trade the replay server sent exactly once,
 # field by field, and the summary table equals the recomputation.
 #
-# Which worker is killed: the one running the detailed sink when the source
-# runs elsewhere, else the summary sink's. Connector X runs on the member
+# The detailed sink runs with tasks.max 3, its tasks spread over the
+# workers one by one. Which worker is killed: one running a task of the
+# detailed sink when the source runs elsewhere, else the summary sink's. Connector X runs on the member
 # assigned partition hash(X) % 32 of the assign topic (cooperative-sticky:
 # which member is chance); when all three connectors share one worker (about
 # 1 run in 9) that worker is killed, and "every trade exactly once" is then
@@ -67,9 +68,13 @@ check "three distributed workers serve REST" true
 
 is_running() { [ -n "$(running_on "$@")" ]; }
 
-# The sinks first, so trades flow as soon as the source connects.
+# The sinks first, so trades flow as soon as the source connects. The
+# detailed sink with tasks.max 3 (one task per partition of trades): its
+# tasks are spread over the workers one by one.
+jq -c '.config["tasks.max"] = "3"' conf/connectors/snowflake-trades.json >"$T/snowflake-trades.json"
+jq -c . conf/connectors/snowflake-summary.json >"$T/snowflake-summary.json"
 for c in snowflake-trades snowflake-summary; do
-  req 1 POST /connectors "$(cat conf/connectors/$c.json)"
+  req 1 POST /connectors "$(cat "$T/$c.json")"
   check_eq "POST $c on worker 1" 201 "$CODE"
 done
 for c in snowflake-trades snowflake-summary; do check "$c RUNNING" wait_for 40 is_running $c; done
@@ -99,9 +104,14 @@ owners_known() {
   [ -n "$src" ] && [ -n "$det" ] && [ -n "$sum" ]
 }
 check "every connector RUNNING after the PUT" wait_for 40 owners_known
-echo "# owners: finnhub-trades=$src snowflake-trades=$det snowflake-summary=$sum"
-victim_c=snowflake-trades victim_id=$det
-[ "$det" = "$src" ] && victim_c=snowflake-summary victim_id=$sum
+req 1 GET /connectors/snowflake-trades/status
+det_tasks=$(jq -r '[.tasks[].worker_id] | join(" ")' "$T/body")
+echo "# owners: finnhub-trades=$src snowflake-trades=$det (tasks 0-2 on: $det_tasks) snowflake-summary=$sum"
+# the victim: a worker running a task of the detailed sink but not the
+# source, else the summary sink's, else the source's
+victim_c=snowflake-summary victim_id=$sum
+for id in $det_tasks; do [ "$id" != "$src" ] && victim_c=snowflake-trades victim_id=$id && break; done
+[ "$victim_c" = snowflake-summary ] && [ "$sum" = "$src" ] && victim_id=$src
 # DIST_PIPELINE_KILL_SOURCE=1: kill the source's worker whatever runs
 # where (the branch taken by chance when all three share a worker)
 [ "${DIST_PIPELINE_KILL_SOURCE:-0}" = 1 ] && victim_id=$src
@@ -117,8 +127,11 @@ kill -KILL "${PID[$victim]}"
 wait "${PID[$victim]}" 2>/dev/null
 echo "# killed worker $victim ($victim_c) at $(rows TRADES_DETAILED) detailed rows, $(rows TRADES_SUMMARY) windows, $sent_now trades sent"
 other=1; [ "$victim" = 1 ] && other=2
-moved() { local id; id=$(running_on "$victim_c" "$other"); [ -n "$id" ] && [ "$id" != "$victim_id" ]; }
-check "$victim_c moves to a live worker" wait_for 60 moved
+moved() { [ -n "$(running_on "$victim_c" "$other")" ] && jq -e --arg v "$victim_id" \
+  '.connector.worker_id != $v and all(.tasks[]; .worker_id != $v)' "$T/body" >/dev/null; }
+check "$victim_c (its instance and every task) moves to live workers" wait_for 60 moved
+req "$other" GET /connectors/snowflake-trades/status
+echo "# after the kill: snowflake-trades tasks on: $(jq -r '[.tasks[].worker_id] | join(" ")' "$T/body")"
 check "the source runs again" wait_for 40 is_running finnhub-trades "$other"
 
 sent_all() { [ "$(wc -l <"$T/sent.jsonl")" -ge $N ]; }

@@ -45,6 +45,10 @@ for s in sink-a sink-b sink-c; do
   req 1 PUT "/connectors/$s/config" "$(sink $s)"
   check_eq "PUT $s on worker 1" 201 "$CODE"
 done
+# spread: 8 tasks (one file each), spread over the workers one by one
+req 1 PUT /connectors/spread/config "{\"connector.class\": \"sink-file\", \"topics\": \"dist.t\",
+  \"file\": \"$T/spread-{task}.jsonl\", \"tasks.max\": \"8\"}"
+check_eq "PUT spread (tasks.max 8) on worker 1" 201 "$CODE"
 req 1 GET /connectors/sink-a/config
 check "GET on worker 1 right after its PUT sees it" jqt ".file == \"$T/sink-a.jsonl\"" "$T/body"
 req 1 POST /connectors '{"name": "sink-a", "config": {"connector.class": "source-counter"}}'
@@ -61,15 +65,15 @@ for i in 2 3; do check "worker $i sees the PUT made on worker 1" wait_for 20 see
 # The counter last, so that it still emits when a worker is killed.
 req 1 POST /connectors "{\"name\": \"counter\", \"config\": $COUNTER}"
 check_eq "POST counter on worker 1" 201 "$CODE"
-listed() { req "$1" GET /connectors && [ "$(jq -c 'sort' "$T/body")" = '["counter","sink-a","sink-b","sink-c"]' ]; }
-check "worker 3 lists the four connectors" wait_for 20 listed 3
+listed() { req "$1" GET /connectors && [ "$(jq -c 'sort' "$T/body")" = '["counter","sink-a","sink-b","sink-c","spread"]' ]; }
+check "worker 3 lists the five connectors" wait_for 20 listed 3
 req 3 GET /connectors/bad
 check_eq "the refused connector is nowhere" 404 "$CODE"
 
 # Every connector runs somewhere, spread over the workers.
 ask=2 # the worker statuses are read on (a live one after the kill)
 owner() { running_on "$1" $ask; } # connector -> worker_id when RUNNING
-all_running() { for c in counter sink-a sink-b sink-c; do [ -n "$(owner $c)" ] || return 1; done; }
+all_running() { for c in counter sink-a sink-b sink-c spread; do [ -n "$(owner $c)" ] || return 1; done; }
 check "all connectors RUNNING (status read on worker 2)" wait_for 40 all_running
 ids=$(for c in counter sink-a sink-b sink-c; do owner $c; done | sort -u)
 echo "owners: $(echo $ids)"
@@ -78,6 +82,49 @@ for id in $ids; do
   check "worker_id $id is one of the three workers" \
     grep -qx "http://$id" <(printf '%s\n' "${URL[@]}" | sed 's|127.0.0.1|127.0.0.1|')
 done
+
+# spread's tasks, one by one: each runs on some worker, the status merges
+# the records of all of them, and verbs on a task go to its worker.
+url_index() { local i; for i in 1 2 3; do [ "${URL[$i]}" = "http://$1" ] && echo $i; done; }
+req 2 GET /connectors/spread/status
+cp "$T/body" "$T/spread-status"
+spread_ids=$(jq -r '.tasks[].worker_id' "$T/spread-status" | sort -u)
+echo "spread's tasks run on: $(echo $spread_ids)"
+check "spread: 8 tasks in its status, ids 0..7" jqt '[.tasks[].id] == [0,1,2,3,4,5,6,7]' "$T/spread-status"
+check "spread: its tasks run on more than one worker" test "$(echo "$spread_ids" | wc -l)" -ge 2
+for id in $spread_ids; do check "  ... $id is one of the three workers" test -n "$(url_index "$id")"; done
+spread_owner=$(jq -r '.connector.worker_id' "$T/spread-status")
+# a task on a worker other than the instance's, asked on a third worker
+rt=$(jq -r --arg o "$spread_owner" '[.tasks[] | select(.worker_id != $o)][0].id' "$T/spread-status")
+rt_id=$(jq -r --argjson t "$rt" '.tasks[$t].worker_id' "$T/spread-status")
+ri=$(url_index "$rt_id"); ai=1; [ "$ai" = "$ri" ] && ai=2; [ "$ai" = "$(url_index "$spread_owner")" ] && ai=3
+[ "$ai" = "$ri" ] && ai=1
+check "task $rt of spread runs on worker $ri ($rt_id), not the instance's ($spread_owner)" test -n "$ri"
+req $ai GET "/connectors/spread/tasks/$rt/status"
+check_eq "GET spread/tasks/$rt/status on worker $ai" 200 "$CODE"
+check "  ... names the worker it runs on" jqt --arg id "$rt_id" '.state == "RUNNING" and .worker_id == $id' "$T/body"
+for try in $(seq 1 40); do # 409 "...; retry" while records travel
+  req $ai POST "/connectors/spread/tasks/$rt/restart"
+  [ "$CODE" = 409 ] || break; sleep 0.5
+done
+check_eq "POST spread/tasks/$rt/restart on worker $ai: forwarded to worker $ri" 204 "$CODE"
+check "  ... worker $ri restarted it" wait_for 10 grep -q "restarting task $rt\b" "$T/w$ri/log"
+others_quiet() { local i; for i in 1 2 3; do
+  [ "$i" != "$ri" ] && grep -q "restarting task $rt\b" "$T/w$i/log" && return 1; done; return 0; }
+check "  ... and no other worker did" others_quiet
+# restart with tasks: the instance's worker restarts its own, and the
+# others restart theirs on the request it writes to the config topic
+for try in $(seq 1 40); do
+  req $ai POST "/connectors/spread/restart?includeTasks=true"
+  [ "$CODE" = 409 ] || break; sleep 0.5
+done
+check_eq "POST spread/restart?includeTasks=true: 202" 202 "$CODE"
+check "  ... with the status of all 8 tasks" jqt '.name == "spread" and (.tasks | length) == 8' "$T/body"
+check "  ... worker $ri restarts task $rt on the restart request" \
+  wait_for 10 grep -q "task spread-$rt restarted (restart request from $spread_owner)" "$T/w$ri/log"
+spread_on_all() { running_on spread $ask >/dev/null && req $ask GET /connectors/spread/status &&
+  jq -e 'all(.tasks[]; .state == "RUNNING")' "$T/body" >/dev/null; }
+check "spread: every task RUNNING again" wait_for 30 spread_on_all
 
 # Verbs on the running instance (restart, task restart, offsets, topics)
 # sent to a worker that does not run the connector: forwarded to the one
@@ -175,6 +222,9 @@ check "  ... saying the owner could not be asked" \
 moved() { local id; id=$(running_on sink-a "$other"); [ -n "$id" ] && [ "$id" != "$victim_id" ]; }
 check "sink-a moves to a live worker (status)" wait_for 40 moved
 check "every connector runs again" wait_for 40 all_running
+spread_moved() { req $other GET /connectors/spread/status && jq -e --arg v "$victim_id" \
+  '(.tasks | length) == 8 and all(.tasks[]; .state == "RUNNING" and .worker_id != $v)' "$T/body" >/dev/null; }
+check "spread: its tasks on the killed worker run on live ones" wait_for 40 spread_moved
 
 # The counter (unlimited) is stopped over REST so the topic has an end.
 req "$other" PUT /connectors/counter/stop
@@ -206,9 +256,26 @@ sys.exit(0 if dups == 0 and missing == 0 else 1)
 PY
 }
 check "sink-a: every record exactly once across the move" exact "$T/sink-a.jsonl"
-ends=$(topic_end)
-check_eq "sink-a's committed offsets match its lines" "$(lines "$T/sink-a.jsonl")" "$ends"
+# the commit follows the lines (offset.flush.interval.ms): polled, not read once
+committed_all() { [ "$(topic_end)" = "$(lines "$T/sink-a.jsonl")" ]; }
+check "sink-a's committed offsets match its lines" wait_for 20 committed_all
+echo "sink-a: $(lines "$T/sink-a.jsonl") lines, committed offsets sum to $(topic_end)"
 for s in sink-b sink-c2; do check "$s: every record exactly once" exact "$T/$s.jsonl"; done
+# spread: one file per task; a partition that moved from the killed
+# worker's task to another task (another file) may repeat the records the
+# killed one wrote after its last commit (sink-file keeps its position per
+# file), so: none missing, every file exact on its own
+spread_all() { cat "$T"/spread-*.jsonl | python3 -c '
+import json, sys
+seen = {(json.loads(l)["partition"], json.loads(l)["offset"]) for l in sys.stdin}
+print(len(seen))'; }
+spread_caught_up() { [ "$(spread_all)" = "$(lines "$T/sink-a.jsonl")" ]; }
+check "spread: its files together hold every record of the topic" wait_for 30 spread_caught_up
+no_dups() { python3 -c '
+import json, sys
+keys = [(json.loads(l)["partition"], json.loads(l)["offset"]) for l in open(sys.argv[1])]
+sys.exit(len(keys) != len(set(keys)))' "$1"; }
+for f in "$T"/spread-*.jsonl; do check "$(basename "$f"): no record twice" no_dups "$f"; done
 # The counter's source offsets are in the offsets topic: wherever it ran,
 # no n is missing and it never started again from 0 (n=0 once).
 counter_ns() { python3 -c '
