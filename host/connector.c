@@ -327,9 +327,14 @@ int sl_connector_start(sl_connector_t *c, char *err, size_t errlen) {
         if (spawn_runner(c, i, err, errlen) != 0) return -1;
         n++;
     }
-    SL_INFO(c->name, "started %d of %d %s task(s) of plugin %s %s", n, c->tasks_max,
-            sl_plugin_kind_name(c->plugin->desc->kind), c->plugin->desc->name,
-            c->plugin->desc->version);
+    if (n == c->tasks_max)
+        SL_INFO(c->name, "started %d %s task(s) of plugin %s %s", n,
+                sl_plugin_kind_name(c->plugin->desc->kind), c->plugin->desc->name,
+                c->plugin->desc->version);
+    else
+        SL_INFO(c->name, "started %d of %d %s task(s) of plugin %s %s (the others run on other workers)",
+                n, c->tasks_max, sl_plugin_kind_name(c->plugin->desc->kind), c->plugin->desc->name,
+                c->plugin->desc->version);
     return 0;
 }
 

@@ -699,38 +699,10 @@ static void h_free(sl_herder_t *h) {
 /* Writes one at a time (REST requests run on their own threads): a POST
  * cannot race another to create the same name, and offsets are changed
  * only while nothing can resume the connector. Reads do not wait. */
-#define SERIALIZED(verb, params, args) SL_HERDER_SERIALIZED(standalone_t, verb, params, args)
-
-SERIALIZED(create, (sl_herder_t *h, const json_t *body, json_t **out), (h, body, out))
-SERIALIZED(put_config, (sl_herder_t *h, const char *name, const json_t *config, json_t **out), (h, name, config, out))
-SERIALIZED(patch_config, (sl_herder_t *h, const char *name, const json_t *patch, json_t **out), (h, name, patch, out))
-SERIALIZED(remove, (sl_herder_t *h, const char *name, json_t **out), (h, name, out))
-SERIALIZED(set_target, (sl_herder_t *h, const char *name, sl_target_t target, json_t **out), (h, name, target, out))
-SERIALIZED(restart, (sl_herder_t *h, const char *name, int include_tasks, int only_failed, json_t **out), (h, name, include_tasks, only_failed, out))
-SERIALIZED(task_restart, (sl_herder_t *h, const char *name, int task, json_t **out), (h, name, task, out))
-SERIALIZED(alter_offsets, (sl_herder_t *h, const char *name, const json_t *body, json_t **out), (h, name, body, out))
+SL_HERDER_SERIALIZED_WRITES(standalone_t)
 
 static const sl_herder_ops_t standalone_ops = {
-    .list = h_list,
-    .create = h_create,
-    .info = h_info,
-    .get_config = h_get_config,
-    .put_config = h_put_config,
-    .patch_config = h_patch_config,
-    .remove = h_remove,
-    .set_target = h_set_target,
-    .restart = h_restart,
-    .status = h_status,
-    .tasks = h_tasks,
-    .task_status = h_task_status,
-    .task_restart = h_task_restart,
-    .topics = h_topics,
-    .offsets = h_offsets,
-    .alter_offsets = h_alter_offsets,
-    .plugins = h_plugins,
-    .validate = h_validate,
-    .set_worker_id = h_set_worker_id,
-    .free = h_free,
+    SL_HERDER_COMMON_OPS,
 };
 
 sl_herder_t *sl_standalone_herder_new(sl_worker_t *w, const char *storage_file, char *err,

@@ -89,6 +89,43 @@ int sl_herder_error(json_t **out, int status, const char *fmt, ...) SLUICE_PRINT
         return rc;                                                                                 \
     }
 
+/* The serialized write verbs (h_create ... h_alter_offsets over do_create
+ * ... do_alter_offsets) of a herder whose struct is type. */
+#define SL_HERDER_SERIALIZED_WRITES(type)                                                          \
+    SL_HERDER_SERIALIZED(type, create, (sl_herder_t * h, const json_t *body, json_t **out),        \
+                         (h, body, out))                                                           \
+    SL_HERDER_SERIALIZED(type, put_config,                                                         \
+                         (sl_herder_t * h, const char *name, const json_t *config, json_t **out),  \
+                         (h, name, config, out))                                                   \
+    SL_HERDER_SERIALIZED(type, patch_config,                                                       \
+                         (sl_herder_t * h, const char *name, const json_t *patch, json_t **out),   \
+                         (h, name, patch, out))                                                    \
+    SL_HERDER_SERIALIZED(type, remove, (sl_herder_t * h, const char *name, json_t **out),          \
+                         (h, name, out))                                                           \
+    SL_HERDER_SERIALIZED(type, set_target,                                                         \
+                         (sl_herder_t * h, const char *name, sl_target_t target, json_t **out),    \
+                         (h, name, target, out))                                                   \
+    SL_HERDER_SERIALIZED(type, restart,                                                            \
+                         (sl_herder_t * h, const char *name, int include_tasks, int only_failed,   \
+                          json_t **out),                                                           \
+                         (h, name, include_tasks, only_failed, out))                               \
+    SL_HERDER_SERIALIZED(type, task_restart,                                                       \
+                         (sl_herder_t * h, const char *name, int task, json_t **out),              \
+                         (h, name, task, out))                                                     \
+    SL_HERDER_SERIALIZED(type, alter_offsets,                                                      \
+                         (sl_herder_t * h, const char *name, const json_t *body, json_t **out),    \
+                         (h, name, body, out))
+
+/* The ops every herder has, by the names h_<verb> (an initializer list for
+ * sl_herder_ops_t; a herder adds its own, e.g. .locate). */
+#define SL_HERDER_COMMON_OPS                                                                       \
+    .list = h_list, .create = h_create, .info = h_info, .get_config = h_get_config,                \
+    .put_config = h_put_config, .patch_config = h_patch_config, .remove = h_remove,                \
+    .set_target = h_set_target, .restart = h_restart, .status = h_status, .tasks = h_tasks,        \
+    .task_status = h_task_status, .task_restart = h_task_restart, .topics = h_topics,              \
+    .offsets = h_offsets, .alter_offsets = h_alter_offsets, .plugins = h_plugins,                  \
+    .validate = h_validate, .set_worker_id = h_set_worker_id, .free = h_free
+
 /** A connector config as answered over REST: each secret value as its
  *  ${provider:...} reference, else "[hidden]"; "name" added. New object. */
 json_t *sl_herder_shown_config(const sl_runtime_t *rt, const sl_props_t *cfg, const char *name);

@@ -69,6 +69,7 @@ typedef struct dist {
     json_t *task_statuses; /* name -> {"<task>": status} (records of tasks 1..n-1) */
     json_t *published; /* offsets-topic key -> value text this worker last sent */
     json_t *seen;      /* offsets-topic key -> value text the topic holds (last read) */
+    json_t *forget;    /* connectors that lost a task here: forget_published after the next publish */
     int64_t live_from; /* config-topic offset from which restart requests are new */
     int64_t config_read; /* next offset of the config topic to read */
     unsigned char owned[MAX_PARTS];
@@ -116,6 +117,7 @@ static int tasks_max_of(const json_t *config) {
 /* --- the herder thread ------------------------------------------------------------ */
 
 static void reconcile(dist_t *d);
+static void forget_lost(dist_t *d);
 static json_t *local_names(dist_t *d);
 static void publish_offsets_of(dist_t *d, json_t *names);
 
@@ -157,6 +159,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         json_t *ran = local_names(d);
         reconcile(d);
         publish_offsets_of(d, ran); /* their last source offsets, for the next owner */
+        forget_lost(d);
         json_decref(ran);
         if (coop)
             err = rd_kafka_incremental_unassign(rk, parts);
@@ -326,8 +329,9 @@ static unsigned char *tasks_here(const dist_t *d, const char *name, const json_t
 }
 
 /* Drops the offsets-topic keys of connector name from what this worker
- * published, after one of its tasks left: that task's partitions are
- * another worker's now, and their offsets must be taken when read. */
+ * published, after one of its tasks left and its last offsets were
+ * published: that task's partitions are another worker's now, and their
+ * offsets must be taken when read. */
 static void forget_published(dist_t *d, const char *name) {
     json_t *gone = json_array();
     const char *key;
@@ -342,6 +346,15 @@ static void forget_published(dist_t *d, const char *name) {
     size_t i;
     json_array_foreach(gone, i, v) json_object_del(d->published, json_string_value(v));
     json_decref(gone);
+}
+
+/* forget_published for each connector that lost a task here since the
+ * last call (after their last offsets were published). */
+static void forget_lost(dist_t *d) {
+    const char *name;
+    json_t *v;
+    json_object_foreach(d->forget, name, v) forget_published(d, name);
+    json_object_clear(d->forget);
 }
 
 /* Makes the local worker run exactly the connectors and tasks this worker
@@ -393,11 +406,7 @@ static void reconcile(dist_t *d) {
         for (int t = 0; e && e->here && t < e->here_n; t++) lost |= e->here[t] && (t >= n || !here[t]);
         sl_worker_unlock(d->w);
         json_decref(have);
-        if (lost) {
-            pthread_mutex_lock(&d->mu);
-            forget_published(d, name);
-            pthread_mutex_unlock(&d->mu);
-        }
+        if (lost) json_object_set_new(d->forget, name, json_true());
         if (same_config && same_target && same_here) {
             free(here);
             continue;
@@ -613,6 +622,7 @@ static void *herder_main(void *arg) {
         if (now.tv_sec != last.tv_sec) {
             publish_statuses(d);
             publish_offsets(d);
+            forget_lost(d);
             last = now;
         }
     }
@@ -1068,45 +1078,18 @@ static void h_free(sl_herder_t *h) {
     json_decref(d->task_statuses);
     json_decref(d->published);
     json_decref(d->seen);
+    json_decref(d->forget);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->writes);
     pthread_cond_destroy(&d->read_cv);
     free(d);
 }
 
-#define SERIALIZED(verb, params, args) SL_HERDER_SERIALIZED(dist_t, verb, params, args)
-
-SERIALIZED(create, (sl_herder_t *h, const json_t *body, json_t **out), (h, body, out))
-SERIALIZED(put_config, (sl_herder_t *h, const char *name, const json_t *config, json_t **out), (h, name, config, out))
-SERIALIZED(patch_config, (sl_herder_t *h, const char *name, const json_t *patch, json_t **out), (h, name, patch, out))
-SERIALIZED(remove, (sl_herder_t *h, const char *name, json_t **out), (h, name, out))
-SERIALIZED(set_target, (sl_herder_t *h, const char *name, sl_target_t target, json_t **out), (h, name, target, out))
-SERIALIZED(restart, (sl_herder_t *h, const char *name, int include_tasks, int only_failed, json_t **out), (h, name, include_tasks, only_failed, out))
-SERIALIZED(task_restart, (sl_herder_t *h, const char *name, int task, json_t **out), (h, name, task, out))
-SERIALIZED(alter_offsets, (sl_herder_t *h, const char *name, const json_t *body, json_t **out), (h, name, body, out))
+SL_HERDER_SERIALIZED_WRITES(dist_t)
 
 static const sl_herder_ops_t dist_ops = {
-    .list = h_list,
-    .create = h_create,
-    .info = h_info,
-    .get_config = h_get_config,
-    .put_config = h_put_config,
-    .patch_config = h_patch_config,
-    .remove = h_remove,
-    .set_target = h_set_target,
-    .restart = h_restart,
-    .status = h_status,
-    .tasks = h_tasks,
-    .task_status = h_task_status,
-    .task_restart = h_task_restart,
-    .topics = h_topics,
-    .offsets = h_offsets,
-    .alter_offsets = h_alter_offsets,
-    .plugins = h_plugins,
-    .validate = h_validate,
-    .set_worker_id = h_set_worker_id,
+    SL_HERDER_COMMON_OPS,
     .locate = h_locate,
-    .free = h_free,
 };
 
 /* --- setup ----------------------------------------------------------------------- */
@@ -1277,6 +1260,7 @@ sl_herder_t *sl_distributed_herder_new(sl_worker_t *w, char *err, size_t errlen)
     d->task_statuses = json_object();
     d->published = json_object();
     d->seen = json_object();
+    d->forget = json_object();
     d->local = sl_standalone_herder_new(w, NULL, err, errlen);
     if (!d->local || setup(d, err, errlen) != 0) {
         h_free(&d->base);

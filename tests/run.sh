@@ -42,7 +42,8 @@ echo "logs: $logdir"
 # the failed checks again, last, so that a truncated CI log still shows them
 for f in "${failures[@]}"; do
   echo "failed: $f"
-  grep -E '^(not ok|FAIL|ERROR|==[0-9]+==ERROR)' "$logdir/$f.log" | head -10 | sed 's/^/    > /'
+  { grep -E '^(not ok|FAIL|ERROR|==[0-9]+==ERROR)' "$logdir/$f.log" || tail -3 "$logdir/$f.log"; } |
+    head -10 | sed 's/^/    > /'
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
