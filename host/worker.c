@@ -191,14 +191,19 @@ static int adopt(sl_worker_t *w, sl_worker_conn_t *e, sl_connector_t *c, char *e
     e->last_state = ls;
     for (int t = 0; t < c->tasks_max; t++) ls[t] = -1;
     e->trace[0] = '\0';
+    /* the tasks that run here, also for an instance sl_worker_start()
+     * starts later */
+    if (e->here && sl_connector_set_here(c, e->here, e->here_n, err, errlen) != 0) {
+        sl_connector_free(c);
+        return -1;
+    }
     if (!w->started || e->target != SL_TARGET_RUNNING) {
         sl_connector_free(w->started ? c : NULL);
         e->c = w->started ? NULL : c;
         return 0;
     }
     e->c = c;
-    if ((e->here && sl_connector_set_here(c, e->here, e->here_n, err, errlen) != 0) ||
-        sl_connector_start(c, err, errlen) != 0) {
+    if (sl_connector_start(c, err, errlen) != 0) {
         snprintf(e->trace, sizeof(e->trace), "%s", err);
         halt(e);
     }
