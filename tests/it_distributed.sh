@@ -109,9 +109,9 @@ for try in $(seq 1 40); do # 409 "...; retry" while records travel
   [ "$CODE" = 409 ] || break; sleep 0.5
 done
 check_eq "POST spread/tasks/$rt/restart on worker $ai: forwarded to worker $ri" 204 "$CODE"
-check "  ... worker $ri restarted it" wait_for 10 grep -q "restarting task $rt\b" "$T/w$ri/log"
+check "  ... worker $ri restarted it" wait_for 10 grep -q "\[spread\] restarting task $rt\b" "$T/w$ri/log"
 others_quiet() { local i; for i in 1 2 3; do
-  [ "$i" != "$ri" ] && grep -q "restarting task $rt\b" "$T/w$i/log" && return 1; done; return 0; }
+  [ "$i" != "$ri" ] && grep -q "\[spread\] restarting task $rt\b" "$T/w$i/log" && return 1; done; return 0; }
 check "  ... and no other worker did" others_quiet
 # restart with tasks: the instance's worker restarts its own, and the
 # others restart theirs on the request it writes to the config topic
@@ -276,7 +276,6 @@ no_dups() { python3 -c '
 import json, sys
 keys = [(json.loads(l)["partition"], json.loads(l)["offset"]) for l in open(sys.argv[1])]
 sys.exit(len(keys) != len(set(keys)))' "$1"; }
-for f in "$T"/spread-*.jsonl; do check "$(basename "$f"): no record twice" no_dups "$f"; done
 # The counter's source offsets are in the offsets topic: wherever each of
 # its tasks ran (the killed worker's moved), no n is missing and no task
 # started again from 0 (n=0 once per task).
@@ -301,6 +300,9 @@ gone() { req "$1" GET /connectors/sink-b; [ "$CODE" = 404 ]; }
 check "sink-b is gone on worker $other" wait_for 20 gone "$other"
 
 stop_survivors
+# each task file on its own, once the workers stopped (until then a task
+# that got a moved partition may be writing records another file has)
+for f in "$T"/spread-*.jsonl; do check "$(basename "$f"): no record twice" no_dups "$f"; done
 check "the REST token is in no log" bash -c "! grep -rqF -- '$TOKEN' $T/w*/log"
 check "no sanitizer reports" bash -c "! grep -lE 'AddressSanitizer|runtime error|LeakSanitizer' $T/w*/log"
 finish

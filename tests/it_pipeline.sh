@@ -51,12 +51,10 @@ start_bg $PY -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG
 RP=$LAST_PID
 
 # --- keys, cluster, stand-ins --------------------------------------------------
-export sf_pem_pass=$(openssl rand -hex 16)
-openssl genrsa 2048 2>/dev/null | openssl pkcs8 -topk8 -v2 aes-256-cbc -passout "pass:$sf_pem_pass" -out "$T/rsa_key.p8"
-openssl pkey -in "$T/rsa_key.p8" -passin "pass:$sf_pem_pass" -pubout -out "$T/rsa_key.pub" 2>/dev/null
-check "key pair generated" test -s "$T/rsa_key.pub"
-export SF_PRIVATE_KEY_FILE=$T/rsa_key.p8 sf_account=ITACCT sf_username=LOADER sf_database=ITDB sf_schema=RAW
-export d2b_token_finnhubio=$(openssl rand -hex 16)
+# (pipeline_lib.sh clears the environment again - part 3 has its copy - and
+# makes the key pair and the Finnhub token)
+. "$ROOT/tests/pipeline_lib.sh"
+export SLUICE_REST_PORT=0
 
 start_bg "$BUILD/tools/kafka-embedded" --brokers 1 --bootstrap-file "$T/bootstrap" \
   --topic trades:3:1 --topic trades.dlq:1:1 --topic trades.snowflake.dlq:1:1 --topic trades.summary.dlq:1:1 >"$T/kafka.log" 2>&1
@@ -67,7 +65,6 @@ start_bg "$EMU" serve --port 0 --port-file "$T/sf.url" --db "$T/sf.sqlite" --acc
   --public-key "$T/rsa_key.pub" --log-file "$T/emu.log" >"$T/emu.out" 2>&1
 check "snowflake-emulator starts" wait_for 20 test -s "$T/sf.url"
 export sf_url=$(cat "$T/sf.url")
-echo "$d2b_token_finnhubio" >"$T/token"
 start_bg "$BUILD/tools/finnhub-replay" --token-file "$T/token" --synthetic --seed 21 --start-ms now \
   --count $N --rate 300 --port 0 --port-file "$T/fh.url" --sent-file "$T/sent.jsonl" \
   --log-file "$T/replay.log" >"$T/replay.out" 2>&1
