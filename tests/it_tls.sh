@@ -25,6 +25,8 @@ start_bg "$SLUICE" standalone "$T/worker.json" conf/connectors/finnhub.json conf
 W=$LAST_PID
 sink_refused() { grep -q 'task snowflake-trades/0 is FAILED: .*SSL peer certificate or SSH remote key was not OK' "$T/worker.log"; }
 check "sink-snowflake refuses the self-signed server: task FAILED naming the certificate" wait_for 60 sink_refused
+check "... at once: a certificate failure is not retried" bash -c \
+  "! grep 'task snowflake-trades/0 is FAILED' '$T/worker.log' | grep -q 'retried for'"
 src_refused() { [ "$(grep -c 'cannot connect to wss://127.0.0.1:'"$P"'/: connect SSL err' "$T/worker.log")" -ge 2 ]; }
 check "source-finnhub refuses it on every attempt (connect SSL err)" wait_for 30 src_refused
 check "... and the log names the reason (self-signed certificate)" grep -q 'SSL error: self-signed certificate' "$T/worker.log"

@@ -223,6 +223,10 @@ long sf_api_http(sf_api_t *a, const sf_http_req_t *r, char *err, size_t errlen) 
     } else {
         snprintf(err, errlen, "%s", a->resp_oom ? "answer too large or out of memory"
                                                 : curl_easy_strerror(rc));
+        if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+            rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
+            rc == CURLE_SSL_ISSUER_ERROR)
+            status = -1; /* the certificate, not the network: permanent */
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(h);
@@ -394,6 +398,11 @@ sluice_err_t sf_api_exec(sf_api_t *a, const char *statement, json_t *bindings,
                      "snowflake.account.name, snowflake.user.name and that the user's "
                      "RSA_PUBLIC_KEY matches snowflake.private.key",
                      why);
+            rc = SLUICE_ERR_FATAL;
+            break;
+        }
+        if (status < 0) { /* TLS verification failed: never retried */
+            snprintf(err, errlen, "%s: %s (TLS verification of %s failed)", head, why, a->base);
             rc = SLUICE_ERR_FATAL;
             break;
         }

@@ -261,7 +261,7 @@ static long call(sf_stream_t *s, sf_http_req_t *r, int scoped, int resend, const
             continue;
         }
         if (!sf_http_transient(st) || (!resend && st != 429)) {
-            if (st == 0) snprintf(err, errlen, "%s: %s", what, why);
+            if (st <= 0) snprintf(err, errlen, "%s: %s", what, why);
             else if (st != 200) sf_api_describe(s->api, st, what, err, errlen);
             return st;
         }
