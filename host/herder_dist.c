@@ -14,7 +14,8 @@
  *   currently assigned partition hash(X) % partitions, its task t > 0 on
  *   the one assigned hash("X-t") % partitions (task_part), so tasks spread
  *   one by one. A rebalance stops what a worker lost and starts what it
- *   gained; a killed worker's partitions move after the session timeout. Sink tasks keep their own groups (connect-<name>), so
+ *   gained; a killed worker's partitions move after the session timeout.
+ *   Sink tasks keep their own groups (connect-<name>), so
  *   they commit only what their sink made durable, wherever they run.
  * - Offsets topic (offset.storage.topic): the source offsets of the
  *   connectors running here, published when changed; the others' offsets
@@ -651,9 +652,7 @@ static const char *type_of(dist_t *d, const json_t *config) {
 
 static int task_count(const json_t *entry) {
     if (parse_target(json_string_value(json_object_get(entry, "target"))) == SL_TARGET_STOPPED) return 0;
-    const char *tm = json_string_value(json_object_get(json_object_get(entry, "config"), "tasks.max"));
-    int n = tm ? atoi(tm) : 1;
-    return n > 0 ? n : 1;
+    return tasks_max_of(json_object_get(entry, "config"));
 }
 
 static json_t *shown(dist_t *d, const char *name, const json_t *entry) {

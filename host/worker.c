@@ -223,20 +223,7 @@ static int keep_here(sl_worker_conn_t *e, const unsigned char *here, int n) {
 
 int sl_worker_put_connector(sl_worker_t *w, const char *name, const sl_props_t *raw, int managed,
                             const sl_target_t *target, int *created, char *err, size_t errlen) {
-    pthread_mutex_lock(&w->lock);
-    sl_worker_conn_t *e = sl_worker_find(w, name);
-    unsigned char *here = e && e->here ? malloc(e->here_n > 0 ? (size_t)e->here_n : 1) : NULL;
-    int n = e && e->here ? e->here_n : 0;
-    if (here && n > 0) memcpy(here, e->here, (size_t)n);
-    int had = e && e->here;
-    pthread_mutex_unlock(&w->lock);
-    if (had && !here) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    int rc = sl_worker_put_connector_here(w, name, raw, managed, target, here, n, created, err, errlen);
-    free(here);
-    return rc;
+    return sl_worker_put_connector_here(w, name, raw, managed, target, NULL, 0, created, err, errlen);
 }
 
 int sl_worker_put_connector_here(sl_worker_t *w, const char *name, const sl_props_t *raw,

@@ -70,10 +70,9 @@ void sl_worker_report(sl_worker_t *w);
  *  new one starts RUNNING (or target, when not NULL). *created says which. */
 int sl_worker_put_connector(sl_worker_t *w, const char *name, const sl_props_t *raw, int managed,
                             const sl_target_t *target, int *created, char *err, size_t errlen);
-/** Stops and forgets a connector; -1 when there is none of that name. */
 /** The same, with the tasks that run on this worker: here[i] for task i
- *  (n entries; tasks beyond n do not run here); here NULL: every task. The
- *  mask is kept across reconfigurations until changed. */
+ *  (n entries; tasks beyond n do not run here); here NULL: every task (what
+ *  sl_worker_put_connector does). */
 int sl_worker_put_connector_here(sl_worker_t *w, const char *name, const sl_props_t *raw,
                                  int managed, const sl_target_t *target, const unsigned char *here,
                                  int n, int *created, char *err, size_t errlen);
@@ -82,6 +81,7 @@ int sl_worker_put_connector_here(sl_worker_t *w, const char *name, const sl_prop
 int sl_worker_set_here(sl_worker_t *w, const char *name, const unsigned char *here, int n);
 /** Whether task of name runs here (name known, task in its mask). */
 int sl_worker_task_here(sl_worker_t *w, const char *name, int task);
+/** Stops and forgets a connector; -1 when there is none of that name. */
 int sl_worker_remove_connector(sl_worker_t *w, const char *name);
 /** Pause / resume / stop; -1 when unknown. Pausing and stopping stop the
  *  tasks (flush, commit); resuming starts them again. */
