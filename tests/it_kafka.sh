@@ -94,7 +94,7 @@ check "group: both tasks got partitions" bash -c \
   "grep -q 'grouped-sink/0\] assigned' '$T/group-a.log' && grep -q 'grouped-sink/1\] assigned' '$T/group-a.log'"
 start_bg "$SLUICE" standalone "$T/worker.json" "$T/group-b.json" 2>"$T/group-b.log"
 WB=$LAST_PID
-check "group: the third member gets partitions" wait_for 30 grep -q "assigned [1-9] partition" "$T/group-b.log"
+check "group: the third member gets partitions" wait_for 60 grep -q "assigned [1-9] partition" "$T/group-b.log"
 # (the source emits until stopped below, so however long the join takes
 # under load, there are records left for the new member)
 check "group: the third member writes records" wait_for 60 test -s "$T/group-b-0.jsonl"
