@@ -47,7 +47,10 @@ run_bg() { # name, command...
 reap() { # waits for one test to end and reports it
   local pid rc=0
   wait -n -p pid "${!job_name[@]}" || rc=$?
-  [ -n "${pid:-}" ] || return 0
+  if [ -z "${pid:-}" ]; then # no status left to collect: fail them, never loop
+    for pid in "${!job_name[@]}"; do echo "lost: no exit status" >>"$logdir/${job_name[$pid]}.log"; report "${job_name[$pid]}" 127 0; done
+    job_name=(); job_start=(); return
+  fi
   report "${job_name[$pid]}" "$rc" $(( $(date +%s) - ${job_start[$pid]} ))
   unset "job_name[$pid]" "job_start[$pid]"
 }

@@ -75,7 +75,8 @@ typedef struct sf_http_req {
 /** One HTTP exchange on the client's handle (its timeouts). Returns the
  *  HTTP status, 0 for a transport failure worth retrying, or -1 when the
  *  server's certificate failed verification (retrying cannot help: the
- *  caller fails at once); the reason in err, never a token. The answer's body is then sf_api_body()'s, until the next call. */
+ *  caller fails at once); the reason in err, never a token. The answer's
+ *  body is then sf_api_body()'s, until the next call. */
 long sf_api_http(sf_api_t *api, const sf_http_req_t *req, char *err, size_t errlen);
 const char *sf_api_body(const sf_api_t *api, size_t *len);
 /** The key-pair JWT, renewed 5 minutes before it expires (NULL when
